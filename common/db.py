@@ -1,0 +1,138 @@
+"""PostgreSQL access through pg8000: connections, error translation and the schema migrations.
+
+pg8000 connections are not thread-safe, so each thread keeps its own (gunicorn's gthread workers and
+the worker's handler threads each get one). A connection that failed is dropped and reopened on the
+next call.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import pg8000.native
+from pg8000.exceptions import DatabaseError as PgDatabaseError
+from pg8000.exceptions import InterfaceError as PgInterfaceError
+
+from common.errors import DatabaseError, DatabaseUnavailable
+
+logger = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_SECONDS = 5.0
+# SQLSTATE classes that mean "the server or the connection is gone or overloaded", so a retry
+# later can succeed: 08 connection exception, 53 insufficient resources, 57P admin shutdown/crash.
+TRANSIENT_SQLSTATE_PREFIXES = ("08", "53", "57P")
+
+# Ordered migrations; the index + 1 is the schema version. Append, never edit an applied one.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE senders (
+        app_tag    text PRIMARY KEY,
+        mailbox    text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now()
+    )
+    """,
+]
+# Any constant key works; it only has to be the same in every process that migrates.
+MIGRATION_LOCK_KEY = 7265401
+
+
+def parse_dsn(dsn: str) -> dict[str, Any]:
+    """Return pg8000 connect arguments for a ``postgresql://user:password@host:port/database`` URL."""
+    parts = urlsplit(dsn)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ValueError(f"DB_DSN {dsn!r} is not a postgresql:// URL; expected "
+                         "postgresql://user[:password]@host[:port]/database.")
+    return {
+        "user": unquote(parts.username or "postgres"),
+        "password": unquote(parts.password) if parts.password else None,
+        "host": parts.hostname or "127.0.0.1",
+        "port": parts.port or 5432,
+        "database": unquote(parts.path.lstrip("/")) or None,
+    }
+
+
+def _sqlstate(exc: PgDatabaseError) -> str:
+    details = exc.args[0] if exc.args else None
+    return details.get("C", "") if isinstance(details, dict) else ""
+
+
+def translate_error(exc: Exception) -> Exception:
+    """Map a pg8000 or socket error to DatabaseUnavailable (retry later) or DatabaseError."""
+    if isinstance(exc, (PgInterfaceError, OSError)):
+        return DatabaseUnavailable(f"PostgreSQL is unreachable: {exc}", reason=str(exc))
+    if isinstance(exc, PgDatabaseError):
+        state = _sqlstate(exc)
+        if state.startswith(TRANSIENT_SQLSTATE_PREFIXES):
+            return DatabaseUnavailable(f"PostgreSQL is unavailable (SQLSTATE {state}).", reason=state)
+        return DatabaseError(f"PostgreSQL rejected a statement (SQLSTATE {state}): {exc}")
+    return exc
+
+
+class Database:
+    """Per-thread pg8000 connections to one database."""
+
+    def __init__(self, dsn: str) -> None:
+        self._connect_args = parse_dsn(dsn)
+        self._local = threading.local()
+
+    def _open(self) -> pg8000.native.Connection:
+        args = self._connect_args
+        logger.debug("Connecting to PostgreSQL at %s:%s", args["host"], args["port"])
+        return pg8000.native.Connection(timeout=CONNECT_TIMEOUT_SECONDS, **args)
+
+    @contextmanager
+    def connection(self) -> Iterator[pg8000.native.Connection]:
+        """Yield this thread's connection; translate pg8000 errors and drop a broken connection."""
+        try:
+            con = getattr(self._local, "con", None)
+            if con is None:
+                con = self._local.con = self._open()
+            yield con
+        except (PgInterfaceError, PgDatabaseError, OSError) as exc:
+            translated = translate_error(exc)
+            if isinstance(translated, DatabaseUnavailable):
+                self._discard()
+            raise translated from exc
+
+    def run(self, sql: str, **params: Any) -> list[list[Any]]:
+        with self.connection() as con:
+            return con.run(sql, **params)
+
+    def _discard(self) -> None:
+        con = getattr(self._local, "con", None)
+        self._local.con = None
+        if con is None:
+            return
+        try:
+            con.close()
+        except Exception:  # noqa: BLE001 - the socket is already broken; closing is best effort
+            logger.debug("Closing a broken PostgreSQL connection failed", exc_info=True)
+
+    def close(self) -> None:
+        self._discard()
+
+
+def migrate(db: Database) -> int:
+    """Apply the migrations not yet applied, under an advisory lock; return the schema version."""
+    with db.connection() as con:
+        con.run("SELECT pg_advisory_lock(:key)", key=MIGRATION_LOCK_KEY)
+        try:
+            con.run("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)")
+            rows = con.run("SELECT max(version) FROM schema_version")
+            current = rows[0][0] or 0
+            for version, statement in enumerate(MIGRATIONS, start=1):
+                if version <= current:
+                    continue
+                con.run("BEGIN")
+                con.run(statement)
+                con.run("INSERT INTO schema_version (version) VALUES (:v)", v=version)
+                con.run("COMMIT")
+                logger.info("Applied database migration %d", version)
+            return len(MIGRATIONS)
+        finally:
+            con.run("SELECT pg_advisory_unlock(:key)", key=MIGRATION_LOCK_KEY)

@@ -1,0 +1,152 @@
+"""The service's one exception hierarchy.
+
+Errors of pg8000, requests, msal and nats-py are translated into these where they enter the code
+(``raise ... from exc``), so callers handle service concepts instead of library types. Each error
+carries an HTTP status, a stable code for API clients and a catalog message key, so the same error
+renders in English or German.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from common.i18n import DEFAULT_LANGUAGE, translate
+
+
+class ServiceError(Exception):
+    """Base of every error the service raises on purpose."""
+
+    status: int = 500
+    code: str = "internal_error"
+    message_key: str | None = None
+    # Transient errors may succeed when retried later; the worker naks them instead of failing the job.
+    transient: bool = False
+
+    def __init__(self, message: str, **params: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.params = params
+
+    def localized(self, language: str = DEFAULT_LANGUAGE) -> str:
+        """Return the operator-facing message in language, or the English message without a key."""
+        if self.message_key is None:
+            return self.message
+        return translate(self.message_key, language, **self.params)
+
+
+# Request errors (ingest and admin HTTP)
+
+class InvalidJSON(ServiceError):
+    status = 400
+    code = "invalid_json"
+    message_key = "invalid_json"
+
+
+class JSONNotObject(ServiceError):
+    status = 400
+    code = "invalid_json"
+    message_key = "json_not_object"
+
+
+class ValidationFailed(ServiceError):
+    """Schema errors; ``fields`` maps each failing field to its reasons, in marshmallow's shape."""
+
+    status = 422
+    code = "validation_failed"
+    message_key = "validation_failed"
+
+    def __init__(self, message: str, fields: dict[str, Any], **params: Any) -> None:
+        super().__init__(message, **params)
+        self.fields = fields
+
+
+class UnknownAppTag(ServiceError):
+    status = 422
+    code = "unknown_app_tag"
+    message_key = "unknown_app_tag"
+
+
+class PayloadTooLarge(ServiceError):
+    status = 413
+    code = "payload_too_large"
+    message_key = "payload_too_large"
+
+
+class InvalidArgument(ServiceError):
+    """A command-line value is invalid; the message is already localized."""
+
+    status = 422
+    code = "invalid_argument"
+
+
+# Infrastructure errors
+
+class QueueUnavailable(ServiceError):
+    status = 503
+    code = "queue_unavailable"
+    message_key = "queue_unavailable"
+    transient = True
+
+
+class DatabaseUnavailable(ServiceError):
+    status = 503
+    code = "database_unavailable"
+    message_key = "database_unavailable"
+    transient = True
+
+
+class DatabaseError(ServiceError):
+    """A statement failed for a reason that a retry does not fix (a bug or a schema mismatch)."""
+
+    code = "database_error"
+
+
+class SenderExists(ServiceError):
+    status = 409
+    code = "sender_exists"
+    message_key = "cli_sender_exists"
+
+
+class SenderNotFound(ServiceError):
+    status = 404
+    code = "sender_not_found"
+    message_key = "cli_sender_not_found"
+
+
+# Job errors (worker)
+
+class PoisonJob(ServiceError):
+    """A queued message that can never be processed: not JSON, or not a job of a known version."""
+
+    code = "poison_job"
+
+
+# Microsoft Graph and Entra ID errors
+
+class GraphError(ServiceError):
+    """Graph answered with an error status; ``graph_code`` is Graph's error code, if any."""
+
+    code = "graph_error"
+
+    def __init__(self, message: str, *, status_code: int | None = None, graph_code: str | None = None,
+                 retry_after: float | None = None, transient: bool = False) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.graph_code = graph_code
+        self.retry_after = retry_after
+        self.transient = transient
+
+
+class GraphUnavailable(GraphError):
+    """Graph or Entra ID could not be reached, or did not answer in time."""
+
+    code = "graph_unavailable"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, transient=True)
+
+
+class TokenError(GraphError):
+    """Entra ID refused the client credentials (wrong secret, unknown app or tenant)."""
+
+    code = "token_error"

@@ -1,0 +1,149 @@
+"""Microsoft Graph client: an app-only token from MSAL and sendMail over one requests session.
+
+One client per process, so MSAL's token cache and the HTTP connection pool are reused across jobs.
+Against the sandbox only the authority host, the Graph base URL and the CA bundle differ.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import threading
+import time
+from typing import Any
+from urllib.parse import quote
+
+import msal
+import requests
+from requests.adapters import HTTPAdapter
+
+from common.errors import GraphError, GraphUnavailable, TokenError
+from common.logs import mask_address
+from common.settings import GRAPH_CONNECT_TIMEOUT_SECONDS, GRAPH_SCOPE, Settings
+
+logger = logging.getLogger(__name__)
+
+USER_AGENT = "mailservice-o365/0.1"
+# Graph docs, "Microsoft Graph throttling guidance" and "Microsoft Graph error responses".
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+def build_session(settings: Settings, pool_size: int = 10) -> requests.Session:
+    session = requests.Session()
+    session.verify = settings.tls_verify
+    session.headers["User-Agent"] = USER_AGENT
+    adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Return Retry-After in seconds; it is delta-seconds or an HTTP-date (RFC 9110, section 10.2.3)."""
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value.strip())
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+def error_from_response(response: requests.Response) -> GraphError:
+    """Build a GraphError from Graph's error body ``{"error": {"code", "message"}}``."""
+    code, message = None, response.reason
+    try:
+        error = response.json().get("error", {})
+        code, message = error.get("code"), error.get("message", message)
+    except (ValueError, AttributeError):
+        pass
+    return GraphError(
+        f"Graph answered {response.status_code} {code or ''}: {message}".replace("  ", " "),
+        status_code=response.status_code,
+        graph_code=code,
+        retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        transient=response.status_code in TRANSIENT_STATUSES,
+    )
+
+
+class GraphClient:
+    def __init__(self, settings: Settings, session: requests.Session | None = None) -> None:
+        self._settings = settings
+        self._session = session or build_session(settings, pool_size=settings.worker_concurrency + 2)
+        self._timeout = (GRAPH_CONNECT_TIMEOUT_SECONDS, settings.graph_timeout_seconds)
+        self._app: msal.ConfidentialClientApplication | None = None
+        self._app_lock = threading.Lock()
+
+    def _msal_app(self) -> msal.ConfidentialClientApplication:
+        # MSAL fetches the OpenID configuration when the application is built, so building it lazily
+        # lets a worker start while Entra ID (or the sandbox) is still unreachable.
+        with self._app_lock:
+            if self._app is not None:
+                return self._app
+            settings = self._settings
+            try:
+                self._app = msal.ConfidentialClientApplication(
+                    settings.client_id,
+                    client_credential=settings.client_secret,
+                    authority=settings.authority,
+                    http_client=self._session,
+                    timeout=self._timeout,
+                    instance_discovery=False,
+                )
+            except requests.RequestException as exc:
+                raise GraphUnavailable(f"Entra ID at {settings.authority_host} is unreachable: {exc}") from exc
+            except ValueError as exc:
+                # msal raises ValueError when the OpenID configuration cannot be fetched or parsed.
+                raise GraphUnavailable(f"Authority {settings.authority} is not usable: {exc}") from exc
+            return self._app
+
+    def access_token(self) -> str:
+        """Return an app-only token for Graph, from MSAL's cache while it is valid."""
+        app = self._msal_app()
+        try:
+            result: dict[str, Any] = app.acquire_token_for_client(scopes=[GRAPH_SCOPE])
+        except requests.RequestException as exc:
+            raise GraphUnavailable(f"Token request to {self._settings.authority_host} failed: {exc}") from exc
+
+        if "access_token" in result:
+            return result["access_token"]
+        # A wrong or expired secret is an operator's mistake: the jobs wait (retry) until it is fixed.
+        description = (result.get("error_description") or "").strip().split("\n")[0]
+        raise TokenError(
+            f"Entra ID refused the client credentials of client id {self._settings.client_id}: "
+            f"{result.get('error')}: {description}",
+            graph_code=result.get("error"), transient=True,
+        )
+
+    def send_mail(self, mailbox: str, message: dict[str, Any], save_to_sent_items: bool = True) -> None:
+        """POST /users/{mailbox}/sendMail; return on 202, raise GraphError otherwise.
+
+        A 401 gets one new token and one retry. A 202 is never retried, because that would send the
+        mail twice (msgraph-sdk-java issue 1487).
+        """
+        url = f"{self._settings.graph_base_url}/users/{quote(mailbox, safe='@')}/sendMail"
+        body = {"message": message, "saveToSentItems": save_to_sent_items}
+
+        response = self._post(url, body)
+        if response.status_code == 401:
+            logger.warning("Graph rejected the token for %s (401); retrying once with a new token",
+                           mask_address(mailbox))
+            self._msal_app().remove_tokens_for_client()
+            response = self._post(url, body)
+
+        if response.status_code == 202:
+            logger.debug("Graph accepted the mail for %s", mask_address(mailbox))
+            return
+        raise error_from_response(response)
+
+    def _post(self, url: str, body: dict[str, Any]) -> requests.Response:
+        token = self.access_token()
+        try:
+            return self._session.post(url, json=body, timeout=self._timeout,
+                                      headers={"Authorization": f"Bearer {token}"})
+        except requests.Timeout as exc:
+            raise GraphUnavailable(f"Graph did not answer within {self._timeout[1]:.0f} s: {exc}") from exc
+        except requests.RequestException as exc:
+            raise GraphUnavailable(f"Graph at {self._settings.graph_base_url} is unreachable: {exc}") from exc

@@ -1,0 +1,191 @@
+"""Operator-facing text in English and German, chosen by Accept-Language or the process locale.
+
+Logs stay English; only API error messages and admin CLI output go through this catalog.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+ENGLISH = "en"
+GERMAN = "de"
+SUPPORTED_LANGUAGES = (ENGLISH, GERMAN)
+DEFAULT_LANGUAGE = ENGLISH
+
+# Each entry: message key -> text per language; placeholders use str.format names.
+CATALOG: dict[str, dict[str, str]] = {
+    # API errors
+    "invalid_json": {
+        ENGLISH: "The request body is not valid JSON: {reason}. Send a JSON object.",
+        GERMAN: "Der Request-Body ist kein gültiges JSON: {reason}. Senden Sie ein JSON-Objekt.",
+    },
+    "json_not_object": {
+        ENGLISH: "The request body is JSON of type {type}; expected a JSON object.",
+        GERMAN: "Der Request-Body ist JSON vom Typ {type}; erwartet wird ein JSON-Objekt.",
+    },
+    "validation_failed": {
+        ENGLISH: "The request has invalid fields: {names}. See 'fields' for each reason.",
+        GERMAN: "Die Anfrage enthält ungültige Felder: {names}. Die Gründe stehen unter 'fields'.",
+    },
+    "unknown_app_tag": {
+        ENGLISH: "No sender mailbox is configured for app_tag '{app_tag}'. "
+                 "Ask an operator to add it with the admin CLI.",
+        GERMAN: "Für app_tag '{app_tag}' ist kein Absenderpostfach eingerichtet. "
+                "Bitten Sie einen Operator, es mit der Admin-CLI anzulegen.",
+    },
+    "queue_unavailable": {
+        ENGLISH: "The job queue is unavailable ({reason}); the mail was not accepted. Retry later.",
+        GERMAN: "Die Job-Warteschlange ist nicht erreichbar ({reason}); die Mail wurde nicht "
+                "angenommen. Versuchen Sie es später erneut.",
+    },
+    "database_unavailable": {
+        ENGLISH: "The database is unavailable ({reason}); the request was not processed. Retry later.",
+        GERMAN: "Die Datenbank ist nicht erreichbar ({reason}); die Anfrage wurde nicht "
+                "verarbeitet. Versuchen Sie es später erneut.",
+    },
+    "payload_too_large": {
+        ENGLISH: "The job is {size} bytes, larger than the queue's limit of {limit} bytes.",
+        GERMAN: "Der Job ist {size} Bytes groß, mehr als das Limit der Warteschlange von {limit} Bytes.",
+    },
+    "not_found": {
+        ENGLISH: "No endpoint {method} {path}. Use POST /send-email.",
+        GERMAN: "Kein Endpunkt {method} {path}. Verwenden Sie POST /send-email.",
+    },
+    "method_not_allowed": {
+        ENGLISH: "Method {method} is not allowed on {path}; use {allowed}.",
+        GERMAN: "Die Methode {method} ist für {path} nicht erlaubt; verwenden Sie {allowed}.",
+    },
+    "internal_error": {
+        ENGLISH: "An internal error occurred; it has been logged with request id {request_id}.",
+        GERMAN: "Ein interner Fehler ist aufgetreten; er wurde mit der Request-ID {request_id} protokolliert.",
+    },
+    # Field validation
+    "field_required": {
+        ENGLISH: "Missing required field.",
+        GERMAN: "Pflichtfeld fehlt.",
+    },
+    "field_null": {
+        ENGLISH: "Field may not be null.",
+        GERMAN: "Feld darf nicht null sein.",
+    },
+    "field_unknown": {
+        ENGLISH: "Unknown field.",
+        GERMAN: "Unbekanntes Feld.",
+    },
+    "field_not_string": {
+        ENGLISH: "Not a string; expected text.",
+        GERMAN: "Kein String; erwartet wird Text.",
+    },
+    "field_not_list": {
+        ENGLISH: "Not a list; expected a JSON array.",
+        GERMAN: "Keine Liste; erwartet wird ein JSON-Array.",
+    },
+    "field_not_object": {
+        ENGLISH: "Not an object; expected a JSON object.",
+        GERMAN: "Kein Objekt; erwartet wird ein JSON-Objekt.",
+    },
+    "field_invalid_email": {
+        ENGLISH: "'{input}' is not a valid e-mail address.",
+        GERMAN: "'{input}' ist keine gültige E-Mail-Adresse.",
+    },
+    "field_empty_list": {
+        ENGLISH: "At least one address is required.",
+        GERMAN: "Mindestens eine Adresse ist erforderlich.",
+    },
+    "field_invalid_base64": {
+        ENGLISH: "Not valid base64: {reason}.",
+        GERMAN: "Kein gültiges Base64: {reason}.",
+    },
+    "field_empty": {
+        ENGLISH: "Must not be empty.",
+        GERMAN: "Darf nicht leer sein.",
+    },
+    "field_body_missing": {
+        ENGLISH: "Give body_content or html_body_content.",
+        GERMAN: "Geben Sie body_content oder html_body_content an.",
+    },
+    # Admin CLI
+    "cli_schema_applied": {
+        ENGLISH: "Database schema is up to date (version {version}).",
+        GERMAN: "Das Datenbankschema ist aktuell (Version {version}).",
+    },
+    "cli_sender_added": {
+        ENGLISH: "Sender added: {app_tag} -> {mailbox}",
+        GERMAN: "Absender angelegt: {app_tag} -> {mailbox}",
+    },
+    "cli_sender_exists": {
+        ENGLISH: "A sender for app_tag '{app_tag}' already exists. Delete it first or use another tag.",
+        GERMAN: "Für app_tag '{app_tag}' gibt es schon einen Absender. Löschen Sie ihn zuerst "
+                "oder verwenden Sie einen anderen Tag.",
+    },
+    "cli_sender_deleted": {
+        ENGLISH: "Sender deleted: {app_tag}",
+        GERMAN: "Absender gelöscht: {app_tag}",
+    },
+    "cli_sender_not_found": {
+        ENGLISH: "No sender with app_tag '{app_tag}' exists. 'list' shows the configured senders.",
+        GERMAN: "Es gibt keinen Absender mit app_tag '{app_tag}'. 'list' zeigt die eingerichteten Absender.",
+    },
+    "cli_no_senders": {
+        ENGLISH: "No senders configured. Add one with: add -tag TAG -email ADDRESS",
+        GERMAN: "Keine Absender eingerichtet. Legen Sie einen an mit: add -tag TAG -email ADRESSE",
+    },
+    "cli_list_header": {
+        ENGLISH: "APP_TAG|MAILBOX|CREATED",
+        GERMAN: "APP_TAG|POSTFACH|ANGELEGT",
+    },
+    "cli_invalid_email": {
+        ENGLISH: "'{email}' is not a valid e-mail address.",
+        GERMAN: "'{email}' ist keine gültige E-Mail-Adresse.",
+    },
+    "cli_invalid_tag": {
+        ENGLISH: "'{app_tag}' is not a valid app_tag: use 2 to 50 lower-case letters, digits, '-' or '_'.",
+        GERMAN: "'{app_tag}' ist kein gültiger app_tag: erlaubt sind 2 bis 50 Kleinbuchstaben, "
+                "Ziffern, '-' oder '_'.",
+    },
+    "cli_error": {
+        ENGLISH: "Error: {message}",
+        GERMAN: "Fehler: {message}",
+    },
+}
+
+
+def translate(key: str, language: str = DEFAULT_LANGUAGE, **params: object) -> str:
+    """Return the catalog text for key in language (English when missing), formatted with params."""
+    texts = CATALOG[key]
+    template = texts.get(language) or texts[DEFAULT_LANGUAGE]
+    return template.format(**params)
+
+
+def language_from_locale(environ: Mapping[str, str] | None = None) -> str:
+    """Pick the CLI language from LC_ALL, LC_MESSAGES or LANG, in POSIX precedence order."""
+    env = os.environ if environ is None else environ
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        value = env.get(name, "")
+        if value:
+            return GERMAN if value.lower().startswith("de") else ENGLISH
+    return DEFAULT_LANGUAGE
+
+
+def language_from_accept(header: str | None) -> str:
+    """Pick the response language from an Accept-Language header (RFC 9110, section 12.5.4)."""
+    if not header:
+        return DEFAULT_LANGUAGE
+
+    ranked: list[tuple[float, int, str]] = []
+    for position, item in enumerate(header.split(",")):
+        tag, _, params = item.strip().partition(";")
+        quality = 1.0
+        if params.strip().startswith("q="):
+            try:
+                quality = float(params.strip()[2:])
+            except ValueError:
+                quality = 0.0
+        primary = tag.strip().lower().split("-")[0]
+        if primary in SUPPORTED_LANGUAGES and quality > 0:
+            ranked.append((-quality, position, primary))
+
+    if not ranked:
+        return DEFAULT_LANGUAGE
+    return min(ranked)[2]

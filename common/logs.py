@@ -1,0 +1,65 @@
+"""Log configuration for the entry points, the job context of each line, and address masking.
+
+Modules only call ``logging.getLogger(__name__)``; handlers are installed by ``configure_logging`` in
+the entry points. Every line carries the job id and app_tag of the job being handled, or ``-``.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+JOB_ID: contextvars.ContextVar[str] = contextvars.ContextVar("job_id", default="-")
+APP_TAG: contextvars.ContextVar[str] = contextvars.ContextVar("app_tag", default="-")
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [job=%(job_id)s app=%(app_tag)s] %(message)s"
+
+
+class JobContextFilter(logging.Filter):
+    """Copy the current job id and app_tag into each record, for the format's placeholders."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.job_id = JOB_ID.get()
+        record.app_tag = APP_TAG.get()
+        return True
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Send log lines to stderr with the job context; call once per process, from an entry point."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.addFilter(JobContextFilter())
+
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # Library chatter at DEBUG would log request URLs with mailbox addresses and token endpoints.
+    for noisy in ("urllib3", "msal", "nats", "ddtrace"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+@contextmanager
+def job_context(job_id: str, app_tag: str) -> Iterator[None]:
+    """Tag every log line inside the block with the job id and app_tag."""
+    job_token = JOB_ID.set(job_id)
+    tag_token = APP_TAG.set(app_tag)
+    try:
+        yield
+    finally:
+        JOB_ID.reset(job_token)
+        APP_TAG.reset(tag_token)
+
+
+def mask_address(address: str) -> str:
+    """Mask the local part of an e-mail address, keeping its first character and the domain."""
+    local, at, domain = address.rpartition("@")
+    if not at:
+        return "***"
+    return f"{local[:1]}***@{domain}"
+
+
+def mask_addresses(addresses: list[str]) -> str:
+    return ", ".join(mask_address(address) for address in addresses)

@@ -1,0 +1,5 @@
+import sys
+
+from functions.admin.cli import main
+
+sys.exit(main())

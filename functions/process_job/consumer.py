@@ -1,0 +1,157 @@
+"""The NATS shim of the job processor: a durable push consumer in a deliver group.
+
+Every worker process binds to the same durable consumer and deliver group, so JetStream spreads the
+jobs over them. The handler runs in a thread pool; the event loop only moves messages and acks.
+Each message ends in exactly one branch: ack (sent), nak with a delay (transient failure) or term
+(failed or dead). While a message waits for a thread or is being sent, it is marked in progress so
+JetStream does not redeliver it to another worker meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import nats.errors
+from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from common.jobs import Action, Outcome, backoff_delay
+from common.queue import RECONNECT_WAIT_SECONDS, connect, ensure_stream
+from common.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[bytes, int], Outcome]
+
+# The consumer may have this many unacked jobs per worker process in flight or waiting for a thread.
+ACK_PENDING_PER_SLOT = 4
+
+
+def consumer_config(settings: Settings) -> ConsumerConfig:
+    return ConsumerConfig(
+        durable_name=settings.nats_consumer,
+        deliver_group=settings.nats_consumer,
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_wait=settings.ack_wait_seconds,
+        max_deliver=settings.max_deliver,
+        max_ack_pending=settings.worker_concurrency * ACK_PENDING_PER_SLOT,
+    )
+
+
+class Consumer:
+    def __init__(self, settings: Settings, handler: Handler) -> None:
+        self._settings = settings
+        self._handler = handler
+        self._executor = ThreadPoolExecutor(settings.worker_concurrency, thread_name_prefix="job")
+        self._slots = asyncio.Semaphore(settings.worker_concurrency)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        logger.info("Stopping: taking no new jobs, finishing the ones in flight")
+        self._stopping.set()
+
+    async def run(self) -> None:
+        nc = await self._connect()
+        js = nc.jetstream()
+        await ensure_stream(js, self._settings)
+        sub = await js.subscribe(
+            self._settings.job_subject,
+            queue=self._settings.nats_consumer,
+            durable=self._settings.nats_consumer,
+            stream=self._settings.nats_stream,
+            config=consumer_config(self._settings),
+            manual_ack=True,
+            cb=self._on_message,
+        )
+        logger.info("Consuming %s as %s with %d threads", self._settings.job_subject,
+                    self._settings.nats_consumer, self._settings.worker_concurrency)
+
+        await self._stopping.wait()
+
+        # Drain delivers what nats-py already buffered to the callback, which naks it while stopping.
+        await sub.drain()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks))
+        await nc.drain()
+        self._executor.shutdown(wait=True)
+        logger.info("Stopped")
+
+    async def _connect(self) -> nats.aio.client.Client:
+        while not self._stopping.is_set():
+            try:
+                return await connect(self._settings.nats_url, "email-worker")
+            except (OSError, asyncio.TimeoutError, nats.errors.Error) as exc:
+                logger.warning("NATS at %s is not reachable (%s); retrying in %.0f s",
+                               self._settings.nats_url, exc or type(exc).__name__, RECONNECT_WAIT_SECONDS)
+                await asyncio.sleep(RECONNECT_WAIT_SECONDS)
+        raise SystemExit(0)
+
+    async def _on_message(self, msg: Msg) -> None:
+        # Return at once so nats-py keeps delivering; the task waits for a free thread.
+        task = asyncio.create_task(self._process(msg))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _process(self, msg: Msg) -> None:
+        keepalive = asyncio.create_task(self._keep_in_progress(msg))
+        try:
+            async with self._slots:
+                if self._stopping.is_set():
+                    await msg.nak()
+                    return
+                outcome = await self._run_handler(msg)
+            await self._settle(msg, outcome)
+        except nats.errors.Error as exc:
+            # The ack did not reach NATS; JetStream redelivers after ack_wait.
+            logger.warning("Could not settle message %s: %s", _sequence(msg), exc)
+        finally:
+            keepalive.cancel()
+
+    async def _run_handler(self, msg: Msg) -> Outcome:
+        attempt = msg.metadata.num_delivered
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, self._handler, msg.data, attempt)
+        except Exception as exc:  # noqa: BLE001 - a bug in one job must not stop the worker
+            logger.error("Handler raised on message %s (attempt %d)", _sequence(msg), attempt, exc_info=True)
+            if attempt >= self._settings.max_deliver:
+                return Outcome.dead(f"Handler raised {type(exc).__name__} on every attempt.")
+            delay = backoff_delay(attempt, self._settings.retry_base_seconds, self._settings.retry_max_seconds)
+            return Outcome.retry(delay, f"Handler raised {type(exc).__name__}: {exc}")
+
+    async def _settle(self, msg: Msg, outcome: Outcome) -> None:
+        if outcome.action is Action.ACK:
+            await msg.ack()
+        elif outcome.action is Action.RETRY:
+            await msg.nak(delay=outcome.delay_seconds)
+        else:
+            await msg.term()
+        logger.debug("Message %s settled: %s (%s)", _sequence(msg), outcome.action.value, outcome.status.value)
+
+    async def _keep_in_progress(self, msg: Msg) -> None:
+        interval = max(self._settings.ack_wait_seconds / 3, 1.0)
+        while True:
+            await asyncio.sleep(interval)
+            await msg.in_progress()
+
+
+def _sequence(msg: Msg) -> str:
+    try:
+        return str(msg.metadata.sequence.stream)
+    except Exception:  # noqa: BLE001 - only for log lines
+        return "?"
+
+
+async def serve(settings: Settings, handler: Handler) -> None:
+    """Consume until SIGTERM or SIGINT, then finish the jobs in flight and drain."""
+    consumer = Consumer(settings, handler)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, consumer.stop)
+    await consumer.run()

@@ -1,0 +1,74 @@
+"""HTTP ingest: validate a mail, store it as a job in JetStream, answer 202 with the job id.
+
+Run: ``functions-framework --target send_email --source functions/send_email/main.py --port 8080``
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+
+import flask
+import functions_framework
+
+from common.db import Database
+from common.errors import ServiceError, UnknownAppTag
+from common.http import (apply_server_defaults, error_response, internal_error_response, json_response,
+                         method_not_allowed_response, not_found_response, read_json_object,
+                         request_language)
+from common.jobs import Job, JobStatus
+from common.logs import configure_logging, job_context, mask_addresses
+from common.queue import MSG_ID_HEADER, JetStreamPublisher
+from common.schemas import load_send_request
+from common.senders import SenderCache, SenderStore
+from common.settings import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+SEND_PATH = "/send-email"
+
+apply_server_defaults()
+configure_logging(get_settings().log_level)
+
+
+class Services:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.senders = SenderCache(SenderStore(Database(settings.db_dsn)), settings.sender_cache_ttl_seconds)
+        self.publisher = JetStreamPublisher(settings, name="email-api")
+
+
+@lru_cache(maxsize=1)
+def services() -> Services:
+    return Services(get_settings())
+
+
+@functions_framework.http
+def send_email(request: flask.Request) -> flask.Response:
+    language = request_language(request)
+    if request.path.rstrip("/") != SEND_PATH:
+        return not_found_response(request, language)
+    if request.method != "POST":
+        return method_not_allowed_response(request, language, "POST")
+
+    try:
+        job = accept(request, language)
+    except ServiceError as exc:
+        return error_response(exc, language)
+    except Exception:  # noqa: BLE001 - answer JSON, never functions-framework's HTML page
+        return internal_error_response(language)
+    return json_response({"job_id": job.job_id, "status": JobStatus.QUEUED.value}, 202)
+
+
+def accept(request: flask.Request, language: str) -> Job:
+    """Validate the request and store its job in JetStream; raise ServiceError when it is not accepted."""
+    svc = services()
+    mail = load_send_request(read_json_object(request), language)
+    if svc.senders.get(mail["app_tag"]) is None:
+        raise UnknownAppTag(f"No sender for app_tag {mail['app_tag']!r}.", app_tag=mail["app_tag"])
+
+    job = Job.new(mail)
+    with job_context(job.job_id, job.app_tag):
+        sequence = svc.publisher.publish(svc.settings.job_subject, job.to_bytes(), {MSG_ID_HEADER: job.job_id})
+        logger.info("Job queued as stream sequence %d for %s", sequence, mask_addresses(mail["recipients"]))
+    return job
