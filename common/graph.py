@@ -28,8 +28,23 @@ USER_AGENT = "mailservice-o365/0.1"
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
+class PinnedVerifySession(requests.Session):
+    """A session whose ``verify`` setting wins over REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE.
+
+    requests lets those variables override ``Session.verify`` for every call that does not pass
+    ``verify`` itself (psf/requests issue 3829), and MSAL passes none. A configured GRAPH_CA_BUNDLE
+    must win, or the client would not trust the sandbox on machines that set REQUESTS_CA_BUNDLE.
+    """
+
+    def merge_environment_settings(self, url, proxies, stream, verify, cert):  # type: ignore[no-untyped-def]
+        merged = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        if verify is None and self.verify is not True:
+            merged["verify"] = self.verify
+        return merged
+
+
 def build_session(settings: Settings, pool_size: int = 10) -> requests.Session:
-    session = requests.Session()
+    session = PinnedVerifySession()
     session.verify = settings.tls_verify
     session.headers["User-Agent"] = USER_AGENT
     adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size)

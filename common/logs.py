@@ -18,20 +18,25 @@ APP_TAG: contextvars.ContextVar[str] = contextvars.ContextVar("app_tag", default
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [job=%(job_id)s app=%(app_tag)s] %(message)s"
 
 
-class JobContextFilter(logging.Filter):
-    """Copy the current job id and app_tag into each record, for the format's placeholders."""
+_base_record_factory = logging.getLogRecordFactory()
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.job_id = JOB_ID.get()
-        record.app_tag = APP_TAG.get()
-        return True
+
+def _record_with_job_context(*args: object, **kwargs: object) -> logging.LogRecord:
+    record = _base_record_factory(*args, **kwargs)
+    record.job_id = JOB_ID.get()
+    record.app_tag = APP_TAG.get()
+    return record
+
+
+# A record factory, not a handler filter, so every handler (pytest's caplog, ddtrace's) sees the fields.
+if getattr(logging.getLogRecordFactory(), "__name__", "") != _record_with_job_context.__name__:
+    logging.setLogRecordFactory(_record_with_job_context)
 
 
 def configure_logging(level: str = "INFO") -> None:
     """Send log lines to stderr with the job context; call once per process, from an entry point."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    handler.addFilter(JobContextFilter())
 
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -36,6 +36,7 @@ ENV_LOG_LEVEL = "LOG_LEVEL"
 ENV_SANDBOX_HOST = "SANDBOX_HOST"
 ENV_SANDBOX_PORT = "SANDBOX_PORT"
 ENV_SANDBOX_DATA_DIR = "SANDBOX_DATA_DIR"
+ENV_SANDBOX_CERT_HOSTS = "SANDBOX_CERT_HOSTS"
 
 # Paths of the repository checkout, for the local run and the sandbox.
 REPO_ROOT = Path(__file__).resolve().parent.parent

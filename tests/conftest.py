@@ -51,6 +51,14 @@ def wait_for_port(port: int, process: subprocess.Popen, log_path: Path) -> None:
     raise RuntimeError(f"Port {port} did not open within {READY_TIMEOUT_SECONDS} s:\n{log_path.read_text()[-3000:]}")
 
 
+def wait_for_log(process: "Process", text: str, timeout: float = READY_TIMEOUT_SECONDS) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in process.log():
+        if process.popen.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{process.name} did not log {text!r}:\n{process.log()[-3000:]}")
+        time.sleep(0.1)
+
+
 @dataclass
 class Process:
     """A child process of the test session, its output in a log file."""
@@ -208,6 +216,7 @@ def ingest(service_env: dict[str, str], database: Database, log_dir: Path) -> It
 def worker(service_env: dict[str, str], database: Database, log_dir: Path) -> Iterator[Process]:
     env = {**os.environ, **service_env}
     process = spawn("worker", [sys.executable, "-m", "functions.process_job"], env, log_dir)
+    wait_for_log(process, "Consuming")
     yield process
     process.stop()
 
