@@ -27,7 +27,8 @@ from common.db import Database, migrate
 from common.settings import LOCAL_DATA_DIR, REPO_ROOT, sandbox_environment
 from devstack.servers import ensure_nats, ensure_postgres
 
-TEST_DATABASE = "mailservice_test"
+# TEST_DATABASE lets two checkouts run their suites at once without sharing a schema.
+TEST_DATABASE = os.environ.get("TEST_DATABASE", "mailservice_test")
 READY_TIMEOUT_SECONDS = 30.0
 MESSAGE_TIMEOUT_SECONDS = 20.0
 
