@@ -56,7 +56,7 @@ smoke: venv
 	$(VENV_PYTHON) -m devstack smoke
 
 bench: venv
-	$(VENV_PYTHON) -m scripts.bench
+	$(VENV_PYTHON) -m scripts.bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV)
