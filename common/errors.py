@@ -124,7 +124,7 @@ class PoisonJob(ServiceError):
 # Microsoft Graph and Entra ID errors
 
 class GraphError(ServiceError):
-    """Graph answered with an error status; ``graph_code`` is Graph's error code, if any."""
+    """Graph returned an error status, and ``graph_code`` is Graph's error code, if any."""
 
     code = "graph_error"
 
@@ -138,7 +138,7 @@ class GraphError(ServiceError):
 
 
 class GraphUnavailable(GraphError):
-    """Graph or Entra ID could not be reached, or did not answer in time."""
+    """Graph or Entra ID could not be reached, or did not respond in time."""
 
     code = "graph_unavailable"
 

@@ -31,9 +31,9 @@ TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 class PinnedVerifySession(requests.Session):
     """A session whose ``verify`` setting wins over REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE.
 
-    requests lets those variables override ``Session.verify`` for every call that does not pass
-    ``verify`` itself (psf/requests issue 3829), and MSAL passes none. A configured GRAPH_CA_BUNDLE
-    must win, or the client would not trust the sandbox on machines that set REQUESTS_CA_BUNDLE.
+    requests 2.34 lets those variables override ``Session.verify`` for every call that does not pass
+    ``verify`` itself, and MSAL passes none. A configured GRAPH_CA_BUNDLE must win, or the client would
+    not trust the sandbox on machines that set REQUESTS_CA_BUNDLE.
     """
 
     def merge_environment_settings(self, url, proxies, stream, verify, cert):  # type: ignore[no-untyped-def]
@@ -75,7 +75,7 @@ def error_from_response(response: requests.Response) -> GraphError:
     except (ValueError, AttributeError):
         pass
     return GraphError(
-        f"Graph answered {response.status_code} {code or ''}: {message}".replace("  ", " "),
+        f"Graph returned {response.status_code} {code or ''}: {message}".replace("  ", " "),
         status_code=response.status_code,
         graph_code=code,
         retry_after=parse_retry_after(response.headers.get("Retry-After")),
@@ -124,10 +124,10 @@ class GraphClient:
 
         if "access_token" in result:
             return result["access_token"]
-        # A wrong or expired secret is an operator's mistake: the jobs wait (retry) until it is fixed.
+        # A wrong or expired secret is an operator's mistake, so the jobs wait (retry) until it is fixed.
         description = (result.get("error_description") or "").strip().split("\n")[0]
         raise TokenError(
-            f"Entra ID refused the client credentials of client id {self._settings.client_id}: "
+            f"Entra ID rejected the client credentials of client id {self._settings.client_id}: "
             f"{result.get('error')}: {description}",
             graph_code=result.get("error"), transient=True,
         )
@@ -136,7 +136,7 @@ class GraphClient:
         """POST /users/{mailbox}/sendMail; return on 202, raise GraphError otherwise.
 
         A 401 gets one new token and one retry. A 202 is never retried, because that would send the
-        mail twice (msgraph-sdk-java issue 1487).
+        mail twice.
         """
         url = f"{self._settings.graph_base_url}/users/{quote(mailbox, safe='@')}/sendMail"
         body = {"message": message, "saveToSentItems": save_to_sent_items}
@@ -159,6 +159,6 @@ class GraphClient:
             return self._session.post(url, json=body, timeout=self._timeout,
                                       headers={"Authorization": f"Bearer {token}"})
         except requests.Timeout as exc:
-            raise GraphUnavailable(f"Graph did not answer within {self._timeout[1]:.0f} s: {exc}") from exc
+            raise GraphUnavailable(f"Graph did not respond within {self._timeout[1]:.0f} s: {exc}") from exc
         except requests.RequestException as exc:
             raise GraphUnavailable(f"Graph at {self._settings.graph_base_url} is unreachable: {exc}") from exc

@@ -63,7 +63,7 @@ def error_response(exc: ServiceError, language: str) -> flask.Response:
 
 
 def internal_error_response(language: str) -> flask.Response:
-    """Log the exception being handled and answer 500 with an id that finds the log line."""
+    """Log the exception being handled and return 500 with an id that finds the log line."""
     request_id = uuid.uuid4().hex[:12]
     logger.error("Unhandled error (request id %s)", request_id, exc_info=True)
     body = {"error": "internal_error", "message": translate("internal_error", language, request_id=request_id)}

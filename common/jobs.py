@@ -26,7 +26,7 @@ class JobStatus(str, Enum):
 
 
 class Action(str, Enum):
-    """What the queue consumer does with the message after the handler ran."""
+    """The queue consumer's action on a message after the handler ran."""
 
     ACK = "ack"
     RETRY = "retry"  # nak with a delay

@@ -28,7 +28,7 @@ def _record_with_job_context(*args: object, **kwargs: object) -> logging.LogReco
     return record
 
 
-# A record factory, not a handler filter, so every handler (pytest's caplog, ddtrace's) sees the fields.
+# A record factory, not a handler filter, so every handler (pytest's caplog, ddtrace's) receives the fields.
 if getattr(logging.getLogRecordFactory(), "__name__", "") != _record_with_job_context.__name__:
     logging.setLogRecordFactory(_record_with_job_context)
 

@@ -64,8 +64,8 @@ class SenderStore:
 class SenderCache:
     """A per-process cache of found senders, so ingest skips the database for known app_tags.
 
-    Only hits are cached: a sender added a moment ago is found at once, while a deleted one may still
-    be accepted for ``ttl_seconds``; the worker looks the sender up again and fails such jobs.
+    Only hits are cached, so a sender added a moment ago is found at once. A deleted one may still be
+    accepted for ``ttl_seconds``, but the worker looks the sender up again and fails such jobs.
     """
 
     def __init__(self, store: SenderStore, ttl_seconds: float) -> None:

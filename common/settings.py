@@ -51,7 +51,7 @@ DEFAULT_DB_DSN = "postgresql://postgres@127.0.0.1:5432/mailservice"
 DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
 DEFAULT_GRAPH_BASE_URL = "https://graph.microsoft.com/v1.0"
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
-# (connect, read) in seconds; Graph answers sendMail within a few seconds unless it is throttling.
+# (connect, read) in seconds; Graph usually returns sendMail within a few seconds unless it throttles (an estimate).
 DEFAULT_GRAPH_TIMEOUT_SECONDS = 30.0
 GRAPH_CONNECT_TIMEOUT_SECONDS = 5.0
 
@@ -71,7 +71,7 @@ DEFAULT_SANDBOX_HOST = "127.0.0.1"
 DEFAULT_SANDBOX_PORT = 8443
 DEFAULT_SANDBOX_DATA_DIR = LOCAL_DATA_DIR / "sandbox"
 SANDBOX_CA_FILENAME = "ca.pem"
-# Credentials of the one app registration the sandbox knows; they are not secrets.
+# Credentials of the one app registration that the sandbox accepts. They are not secrets.
 SANDBOX_TENANT_ID = "11111111-2222-3333-4444-555555555555"
 SANDBOX_CLIENT_ID = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
 SANDBOX_CLIENT_SECRET = "sandbox-client-secret"

@@ -9,6 +9,7 @@ One process contains all state, and each connection gets a thread.
 from __future__ import annotations
 
 import logging
+import re
 import signal
 import socket
 import ssl
@@ -16,13 +17,14 @@ import sys
 import threading
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from flask import Flask
 from werkzeug.exceptions import ClientDisconnected
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 from werkzeug.wsgi import LimitedStream
 
+from common.logs import mask_address
 from graph_sandbox.app import make_app
 from graph_sandbox.certificates import TlsFiles, ensure_certificates, server_ssl_context
 from graph_sandbox.config import SandboxConfig
@@ -30,6 +32,11 @@ from graph_sandbox.state import SandboxState
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("graph_sandbox.access")
+_MAILBOX_IN_PATH = re.compile(r"(?<=/users/)([^/]+)")
+
+
+def _mask_mailbox(match: re.Match[str]) -> str:
+    return mask_address(unquote(match.group(1)))
 
 # A connection idle this long is closed. The limit also bounds a TLS handshake that never completes.
 IDLE_TIMEOUT_SECONDS = 60
@@ -130,8 +137,9 @@ class GraphRequestHandler(WSGIRequestHandler):
         self.close_connection = True
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        # Log the path without the query, because an upload URL carries its authtoken there.
-        path = urlsplit(getattr(self, "path", "")).path
+        # Log the path without the query, because an upload URL carries its authtoken there, and
+        # with mailbox addresses masked like every other log line of the service.
+        path = _MAILBOX_IN_PATH.sub(_mask_mailbox, urlsplit(getattr(self, "path", "")).path)
         access_logger.info("%s %s %s", getattr(self, "command", "-"), path, code)
 
     def log_error(self, format: str, *args: Any) -> None:

@@ -1,4 +1,4 @@
-"""The baseline target of the benchmark: functions-framework answering 202 without any work.
+"""The baseline target of the benchmark: functions-framework returning 202 without any work.
 
 The ingest's figures are read against this one from the same run, because the machines are noisy.
 """

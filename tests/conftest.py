@@ -1,7 +1,7 @@
 """Test session set-up: real NATS, real PostgreSQL, the Graph sandbox over HTTPS, and the processes.
 
-NATS and PostgreSQL are the ones at NATS_URL / DB_DSN when they answer, otherwise servers started from
-the wheels (devstack.servers). Each session gets its own database, stream, subject and consumer, so a
+NATS and PostgreSQL are the ones at NATS_URL / DB_DSN when they accept connections, otherwise servers
+started from the wheels (devstack.servers). Each session gets its own database, stream, subject and consumer, so a
 test run does not disturb a running ``make run`` and vice versa.
 """
 

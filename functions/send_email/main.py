@@ -1,4 +1,4 @@
-"""HTTP ingest: validate a mail, store it as a job in JetStream, answer 202 with the job id.
+"""HTTP ingest: validate a mail, store it as a job in JetStream, return 202 with the job id.
 
 Run: ``functions-framework --target send_email --source functions/send_email/main.py --port 8080``
 """

@@ -86,7 +86,7 @@ def test_attachment_without_name_is_reported():
     assert fields["attachments"][0] == {"name": ["Missing required field."]}
 
 
-def test_recipients_as_string_is_reported_as_not_a_list():
+def test_recipients_string_is_not_list():
     assert failing_fields(valid_request(recipients="a@example.com")) == {
         "recipients": ["Not a list; expected a JSON array."]}
 
