@@ -23,6 +23,8 @@ from common.errors import DatabaseError, DatabaseUnavailable
 logger = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_SECONDS = 5.0
+DEFAULT_USER = "postgres"
+DEFAULT_PORT = 5432
 # SQLSTATE classes that mean "the server or the connection is gone or overloaded", so a retry
 # later can succeed: 08 connection exception, 53 insufficient resources, 57P admin shutdown/crash.
 TRANSIENT_SQLSTATE_PREFIXES = ("08", "53", "57P")
@@ -42,18 +44,35 @@ MIGRATION_LOCK_KEY = 7265401
 
 
 def parse_dsn(dsn: str) -> dict[str, Any]:
-    """Return pg8000 connect arguments for a ``postgresql://user:password@host:port/database`` URL."""
+    """Turn a ``postgresql://user:password@host:port/database`` URL into pg8000 connect arguments.
+
+    Missing parts default like libpq's: user ``postgres``, host 127.0.0.1, port 5432, database = user.
+    User, password and database are percent-decoded. Raises ValueError on another scheme, on query
+    parameters and on an invalid port, with the password masked in the message.
+    """
     parts = urlsplit(dsn)
     if parts.scheme not in ("postgresql", "postgres"):
-        raise ValueError(f"DB_DSN {dsn!r} is not a postgresql:// URL; expected "
-                         "postgresql://user[:password]@host[:port]/database.")
+        raise ValueError(f"Invalid DB_DSN {redact_dsn(dsn)!r}: expected a postgresql:// URL.")
+    if parts.query:
+        raise ValueError(f"Invalid DB_DSN {redact_dsn(dsn)!r}: query parameters are not supported.")
+
+    port = parts.port  # raises ValueError on a port that is not a number in 0..65535
+    user = unquote(parts.username) if parts.username else DEFAULT_USER
     return {
-        "user": unquote(parts.username or "postgres"),
-        "password": unquote(parts.password) if parts.password else None,
+        "user": user,
+        "password": unquote(parts.password) if parts.password is not None else None,
         "host": parts.hostname or "127.0.0.1",
-        "port": parts.port or 5432,
-        "database": unquote(parts.path.lstrip("/")) or None,
+        "port": port or DEFAULT_PORT,
+        "database": unquote(parts.path.lstrip("/")) or user,
     }
+
+
+def redact_dsn(dsn: str) -> str:
+    """Return the DSN with its password replaced by ``***``, for messages and logs."""
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    return dsn.replace(f":{parts.password}@", ":***@", 1)
 
 
 def _sqlstate(exc: PgDatabaseError) -> str:

@@ -1,6 +1,6 @@
 """Addresses of the NATS and PostgreSQL servers, and probes that tell what listens at one.
 
-Only the standard library is imported at module level, so that other modules can use parse_dsn cheaply.
+parse_dsn and redact_dsn live in common.db, the service's one reading of DB_DSN, and are re-exported here.
 """
 
 from __future__ import annotations
@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
+
+from common.db import parse_dsn, redact_dsn
 
 log = logging.getLogger(__name__)
 
@@ -22,32 +24,6 @@ SQLSTATE_CANNOT_CONNECT_NOW = "57P03"
 
 
 # --- addresses -----------------------------------------------------------------------------------
-
-
-def parse_dsn(dsn: str) -> dict[str, str | int | None]:
-    """Turn a ``postgresql://user:password@host:port/database`` URL into ``pg8000.connect`` kwargs.
-
-    Missing parts default like this: user ``postgres``, host 127.0.0.1, port 5432, database = user,
-    password None. User, password and database are percent-decoded. Raises ValueError on another
-    scheme, on query parameters and on an invalid port.
-    """
-    parts = urlsplit(dsn)
-    if parts.scheme not in ("postgresql", "postgres"):
-        raise ValueError(f"Invalid DSN {redact_dsn(dsn)!r}: expected a postgresql:// URL.")
-    if parts.query:
-        raise ValueError(f"Invalid DSN {redact_dsn(dsn)!r}: query parameters are not supported.")
-
-    port = parts.port  # raises ValueError on a port that is not a number in 0..65535
-    user = unquote(parts.username) if parts.username else DEFAULT_POSTGRES_USER
-    database = unquote(parts.path.lstrip("/")) or user
-
-    return {
-        "user": user,
-        "password": unquote(parts.password) if parts.password is not None else None,
-        "host": parts.hostname or "127.0.0.1",
-        "port": port or DEFAULT_POSTGRES_PORT,
-        "database": database,
-    }
 
 
 def nats_address(url: str) -> tuple[str, int]:
@@ -76,13 +52,6 @@ def port_is_open(host: str, port: int, timeout: float = PROBE_TIMEOUT_SECONDS) -
 
 def url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
-
-
-def redact_dsn(dsn: str) -> str:
-    parts = urlsplit(dsn)
-    if parts.password is None:
-        return dsn
-    return dsn.replace(f":{parts.password}@", ":***@", 1)
 
 
 # --- probes --------------------------------------------------------------------------------------
