@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import os
 import threading
 import time
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import msal
 import requests
@@ -28,24 +29,43 @@ USER_AGENT = "mailservice-o365/0.1"
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
-class PinnedVerifySession(requests.Session):
-    """A session whose ``verify`` setting wins over REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE.
+class GraphSession(requests.Session):
+    """A requests session that reads proxy and CA settings from the environment once per host.
 
-    requests 2.34 lets those variables override ``Session.verify`` for every call that does not pass
-    ``verify`` itself, and MSAL passes none. A configured GRAPH_CA_BUNDLE must win, or the client would
-    not trust the sandbox on machines that set REQUESTS_CA_BUNDLE.
+    With ``trust_env`` on, requests 2.34 re-reads proxy variables and netrc on every request, which
+    cost about 0.6 ms per sendMail here, and lets REQUESTS_CA_BUNDLE override ``Session.verify`` for
+    calls without a ``verify`` argument, as MSAL makes them. So ``trust_env`` is off, the proxies
+    (HTTPS_PROXY, NO_PROXY) are looked up once per host, and a configured GRAPH_CA_BUNDLE always wins.
     """
 
-    def merge_environment_settings(self, url, proxies, stream, verify, cert):  # type: ignore[no-untyped-def]
-        merged = super().merge_environment_settings(url, proxies, stream, verify, cert)
-        if verify is None and self.verify is not True:
-            merged["verify"] = self.verify
-        return merged
+    def __init__(self, verify: bool | str) -> None:
+        super().__init__()
+        self.trust_env = False
+        self.verify = verify
+        self._proxies_by_host: dict[str, dict[str, str]] = {}
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        if kwargs.get("proxies") is None:
+            kwargs["proxies"] = self._environment_proxies(url if isinstance(url, str) else url.decode())
+        return super().request(method, url, *args, **kwargs)
+
+    def _environment_proxies(self, url: str) -> dict[str, str]:
+        host = urlsplit(url).netloc
+        proxies = self._proxies_by_host.get(host)
+        if proxies is None:
+            proxies = self._proxies_by_host[host] = requests.utils.get_environ_proxies(url)
+        return proxies
+
+
+def tls_verify(settings: Settings) -> bool | str:
+    """Return the CA bundle for Graph: GRAPH_CA_BUNDLE, else requests' own variables, else certifi."""
+    if settings.graph_ca_bundle:
+        return settings.graph_ca_bundle
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
 
 
 def build_session(settings: Settings, pool_size: int = 10) -> requests.Session:
-    session = PinnedVerifySession()
-    session.verify = settings.tls_verify
+    session = GraphSession(tls_verify(settings))
     session.headers["User-Agent"] = USER_AGENT
     adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size)
     session.mount("https://", adapter)

@@ -30,7 +30,7 @@ class SenderStore:
         self._db = db
 
     def get(self, app_tag: str) -> Sender | None:
-        rows = self._db.run(
+        rows = self._db.run_prepared(
             "SELECT app_tag, mailbox, created_at FROM senders WHERE app_tag = :tag", tag=app_tag
         )
         return Sender(*rows[0]) if rows else None

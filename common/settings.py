@@ -110,11 +110,6 @@ class Settings:
     def authority(self) -> str:
         return f"{self.authority_host.rstrip('/')}/{self.tenant_id}"
 
-    @property
-    def tls_verify(self) -> bool | str:
-        """The ``verify`` argument of requests: a CA bundle path, or True for the system store."""
-        return self.graph_ca_bundle or True
-
     def __repr__(self) -> str:
         # The dataclass repr would print the client secret into logs and tracebacks.
         return f"Settings(nats_url={self.nats_url!r}, graph_base_url={self.graph_base_url!r}, ...)"

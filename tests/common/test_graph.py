@@ -111,3 +111,22 @@ def test_retry_after_http_date_in_past_is_zero():
 
 def test_retry_after_garbage_is_none():
     assert parse_retry_after("soon") is None
+
+
+def test_configured_ca_wins_over_requests_ca_bundle(settings, sandbox, mailbox, monkeypatch):
+    import certifi
+
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", certifi.where())
+    GraphClient(settings).send_mail(mailbox, MESSAGE)
+    assert len(sandbox.messages(mailbox)) == 1
+
+
+def test_proxy_variables_are_honoured(settings, mailbox, monkeypatch):
+    from tests.conftest import free_port
+
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with pytest.raises(GraphError) as info:
+        GraphClient(settings).send_mail(mailbox, MESSAGE)
+    assert "proxy" in str(info.value).lower()

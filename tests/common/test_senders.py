@@ -63,3 +63,10 @@ def test_unreachable_database_raises_unavailable():
 def test_dsn_with_password_and_port():
     assert parse_dsn("postgresql://u:p%40ss@db:5433/mail") == {
         "user": "u", "password": "p@ss", "host": "db", "port": 5433, "database": "mail"}
+
+
+def test_prepared_lookup_survives_reconnect(database, store, tag):
+    store.add(tag, "a@example.com")
+    store.get(tag)
+    database.close()
+    assert store.get(tag).mailbox == "a@example.com"
