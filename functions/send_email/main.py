@@ -17,6 +17,7 @@ from common.http import (apply_server_defaults, error_response, internal_error_r
                          method_not_allowed_response, not_found_response, read_json_object,
                          request_language)
 from common.jobs import Job, JobStatus
+from common.limits import check_limits
 from common.logs import configure_logging, job_context, mask_addresses
 from common.queue import MSG_ID_HEADER, JetStreamPublisher
 from common.schemas import load_send_request
@@ -63,7 +64,8 @@ def send_email(request: flask.Request) -> flask.Response:
 def accept(request: flask.Request, language: str) -> Job:
     """Validate the request and store its job in JetStream; raise ServiceError when it is not accepted."""
     svc = services()
-    mail = load_send_request(read_json_object(request), language)
+    mail = load_send_request(read_json_object(request, svc.settings.max_request_body_bytes), language)
+    check_limits(mail, svc.settings, language)
     if svc.senders.get(mail["app_tag"]) is None:
         raise UnknownAppTag(f"No sender for app_tag {mail['app_tag']!r}.", app_tag=mail["app_tag"])
 
