@@ -11,6 +11,7 @@ from functools import lru_cache
 import flask
 import functions_framework
 
+from common.attachments import AttachmentStore, ensure_object_store, object_names
 from common.db import Database
 from common.errors import ServiceError, UnknownAppTag
 from common.http import (apply_server_defaults, error_response, internal_error_response, json_response,
@@ -36,7 +37,8 @@ class Services:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.senders = SenderCache(SenderStore(Database(settings.db_dsn)), settings.sender_cache_ttl_seconds)
-        self.publisher = JetStreamPublisher(settings, name="email-api")
+        self.publisher = JetStreamPublisher(settings, name="email-api", setup=[ensure_object_store])
+        self.attachments = AttachmentStore(settings, self.publisher)
 
 
 @lru_cache(maxsize=1)
@@ -71,6 +73,13 @@ def accept(request: flask.Request, language: str) -> Job:
 
     job = Job.new(mail)
     with job_context(job.job_id, job.app_tag):
-        sequence = svc.publisher.publish(svc.settings.job_subject, job.to_bytes(), {MSG_ID_HEADER: job.job_id})
+        if not svc.attachments.fits_in_message(job):
+            job = svc.attachments.offload(job)
+        try:
+            sequence = svc.publisher.publish(svc.settings.job_subject, job.to_bytes(),
+                                             {MSG_ID_HEADER: job.job_id})
+        except ServiceError:
+            svc.attachments.delete(object_names(job))
+            raise
         logger.info("Job queued as stream sequence %d for %s", sequence, mask_addresses(mail["recipients"]))
     return job
