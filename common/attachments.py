@@ -79,6 +79,9 @@ class AttachmentStore:
 
     def fits_in_message(self, job: Job) -> bool:
         limit = self._connection.max_payload() - PUBLISH_HEADROOM_BYTES
+        encoded = sum(len(item.get("contentBytes") or "") for item in job.mail.get("attachments") or [])
+        if encoded > limit:
+            return False  # no need to serialise a job of many megabytes to find out
         return len(job.to_bytes()) <= limit
 
     def offload(self, job: Job) -> Job:

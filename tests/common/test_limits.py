@@ -50,7 +50,8 @@ def test_message_at_limit_passes():
 
 def test_message_over_limit_raises_with_size_and_limit():
     with pytest.raises(MessageTooLarge) as info:
-        check_limits(mail(subject="", body_content="", attachments=[inline(1001)]), settings(MAX_MESSAGE_BYTES=1000))
+        check_limits(mail(subject="", body_content="", attachments=[inline(1001)]),
+                     settings(MAX_MESSAGE_BYTES=1000))
     assert (info.value.params["size"], info.value.params["limit"], info.value.status) == (1001, 1000, 413)
 
 
@@ -63,7 +64,8 @@ def test_recipients_over_limit_name_the_field():
         check_limits(mail(recipients=["a@x.de", "b@x.de"], cc_recipients=["c@x.de"], bcc_recipients=["d@x.de"]),
                      settings(MAX_RECIPIENTS=3))
     assert info.value.fields == {"recipients": [
-        "The mail has 4 distinct recipients in recipients, cc_recipients and bcc_recipients; at most 3 are allowed."]}
+        "The mail has 4 distinct recipients in recipients, cc_recipients and bcc_recipients; "
+        "at most 3 are allowed."]}
 
 
 def test_recipient_limit_message_in_german():

@@ -27,7 +27,8 @@ def test_reply_to_may_repeat_a_recipient():
 
 
 def test_first_display_name_wins():
-    mail = loaded(recipients=entries("a@example.com", name="Erster"), cc_recipients=entries("A@example.com", name="Zweiter"))
+    mail = loaded(recipients=entries("a@example.com", name="Erster"),
+                  cc_recipients=entries("A@example.com", name="Zweiter"))
     assert mail["display_names"] == {"a@example.com": "Erster"}
 
 

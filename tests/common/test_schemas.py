@@ -184,7 +184,8 @@ def test_headers_as_list_is_reported():
 
 @pytest.mark.parametrize("subject", ["Rechnung\nBcc: x@example.com", "a\rb"])
 def test_line_break_in_subject_is_reported(subject):
-    assert failing_fields(valid_request(subject=subject))["subject"] == ["Must not contain a line break (CR or LF)."]
+    assert failing_fields(valid_request(subject=subject))["subject"] == [
+        "Must not contain a line break (CR or LF)."]
 
 
 def test_unicode_subject_and_name_are_accepted():
@@ -215,7 +216,8 @@ def test_inline_attachment_is_loaded():
 
 
 def test_attachment_is_not_inline_by_default():
-    [loaded] = load_send_request(valid_request(attachments=[{"name": "a", "contentBytes": PDF_BYTES}]))["attachments"]
+    mail = load_send_request(valid_request(attachments=[{"name": "a", "contentBytes": PDF_BYTES}]))
+    [loaded] = mail["attachments"]
     assert (loaded["content_id"], loaded["is_inline"]) == (None, False)
 
 

@@ -41,7 +41,8 @@ async def _bucket_state(env):
         except nats.js.errors.NotFoundError:
             return 0, 0, 0  # the ingest creates the bucket when it first connects
         try:
-            live = await (await js.object_store(env[settings_module.ENV_NATS_OBJECT_STORE])).list(ignore_deletes=True)
+            store = await js.object_store(env[settings_module.ENV_NATS_OBJECT_STORE])
+            live = await store.list(ignore_deletes=True)
         except nats.js.errors.NotFoundError:
             live = []
         return info.state.last_seq, info.state.bytes, len(live)
@@ -213,8 +214,9 @@ def test_small_attachments_over_4_mb_take_draft(ingest, sandbox, app):
     app_tag, mailbox = app
     files = [os.urandom(MIB) for _ in range(5)]
 
-    response = post(ingest, {"recipients": ["a@example.com"], "app_tag": app_tag,
-                             "attachments": [file_attachment(f"teil-{n}.bin", data) for n, data in enumerate(files)]})
+    attachments = [file_attachment(f"teil-{n}.bin", data) for n, data in enumerate(files)]
+
+    response = post(ingest, {"recipients": ["a@example.com"], "app_tag": app_tag, "attachments": attachments})
     assert response.status_code == 202
     [captured] = sandbox.wait_for_messages(mailbox, timeout=LARGE_TIMEOUT_SECONDS)
 
