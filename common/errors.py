@@ -72,6 +72,24 @@ class PayloadTooLarge(ServiceError):
     message_key = "payload_too_large"
 
 
+class RequestTooLarge(PayloadTooLarge):
+    """The request body is larger than MAX_REQUEST_BODY_BYTES; raised before the body is read in full."""
+
+    message_key = "request_too_large"
+
+
+class MessageTooLarge(PayloadTooLarge):
+    """The mail (attachments, subject and body) is larger than MAX_MESSAGE_BYTES."""
+
+    message_key = "message_too_large"
+
+
+class MessageTextTooLarge(PayloadTooLarge):
+    """The mail without its attachments is larger than one Graph request may be."""
+
+    message_key = "message_text_too_large"
+
+
 class InvalidArgument(ServiceError):
     """A command-line value is invalid; the message is already localized."""
 
@@ -119,6 +137,12 @@ class PoisonJob(ServiceError):
     """A queued message that can never be processed: not JSON, or not a job of a known version."""
 
     code = "poison_job"
+
+
+class AttachmentMissing(ServiceError):
+    """An attachment of a queued job is gone from the object store (retention passed, or deleted)."""
+
+    code = "attachment_missing"
 
 
 # Microsoft Graph and Entra ID errors

@@ -173,12 +173,56 @@ class GraphClient:
             return
         raise error_from_response(response)
 
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> requests.Response:
+        """Send an authorised request to ``GRAPH_BASE_URL + path`` and return its 2xx response.
+
+        A 401 gets one new token and one retry, as in send_mail; other statuses raise GraphError.
+        """
+        url = f"{self._settings.graph_base_url}{path}"
+        response = self._request(method, url, body)
+        if response.status_code == 401:
+            logger.warning("Graph rejected the token for %s %s (401); retrying once with a new token",
+                           method, path.split("/")[-1])
+            self._msal_app().remove_tokens_for_client()
+            response = self._request(method, url, body)
+
+        if response.ok:
+            return response
+        raise error_from_response(response)
+
+    def upload_chunk(self, upload_url: str, chunk: bytes, content_range: str) -> requests.Response:
+        """PUT one chunk to a pre-authorised upload URL and return a 2xx response.
+
+        The URL carries its own token, so the request has no Authorization header (Graph docs:
+        outlook-large-attachments). The read timeout is GRAPH_UPLOAD_TIMEOUT_SECONDS.
+        """
+        headers = {"Content-Range": content_range, "Content-Type": "application/octet-stream"}
+        timeout = (GRAPH_CONNECT_TIMEOUT_SECONDS, self._settings.graph_upload_timeout_seconds)
+        try:
+            response = self._session.put(upload_url, data=chunk, headers=headers, timeout=timeout)
+        except requests.Timeout as exc:
+            raise GraphUnavailable(f"The upload of {content_range} timed out after {timeout[1]:.0f} s.") from exc
+        except requests.RequestException as exc:
+            raise GraphUnavailable(f"The upload URL is unreachable: {type(exc).__name__}.") from exc
+
+        if response.ok:
+            return response
+        raise error_from_response(response)
+
     def _post(self, url: str, body: dict[str, Any]) -> requests.Response:
+        return self._request("POST", url, body)
+
+    def _request(self, method: str, url: str, body: dict[str, Any] | None) -> requests.Response:
         token = self.access_token()
         try:
-            return self._session.post(url, json=body, timeout=self._timeout,
-                                      headers={"Authorization": f"Bearer {token}"})
+            return self._session.request(method, url, json=body, timeout=self._timeout,
+                                         headers={"Authorization": f"Bearer {token}"})
         except requests.Timeout as exc:
             raise GraphUnavailable(f"Graph did not respond within {self._timeout[1]:.0f} s: {exc}") from exc
         except requests.RequestException as exc:
             raise GraphUnavailable(f"Graph at {self._settings.graph_base_url} is unreachable: {exc}") from exc
+
+
+def mailbox_path(mailbox: str) -> str:
+    """Return ``/users/{mailbox}`` with the address quoted for a URL path."""
+    return f"/users/{quote(mailbox, safe='@')}"

@@ -9,8 +9,10 @@ import uuid
 from typing import Any
 
 import flask
+from werkzeug.exceptions import RequestEntityTooLarge
 
-from common.errors import InvalidJSON, JSONNotObject, ServiceError, ValidationFailed
+from common.errors import (InvalidJSON, JSONNotObject, PayloadTooLarge, RequestTooLarge, ServiceError,
+                           ValidationFailed)
 from common.i18n import language_from_accept, translate
 
 logger = logging.getLogger(__name__)
@@ -32,9 +34,25 @@ def request_language(request: flask.Request) -> str:
     return language_from_accept(request.headers.get("Accept-Language"))
 
 
-def read_json_object(request: flask.Request) -> dict[str, Any]:
-    """Parse the request body as a JSON object; raise InvalidJSON or JSONNotObject."""
-    raw = request.get_data(cache=False)
+def read_json_object(request: flask.Request, max_bytes: int | None = None) -> dict[str, Any]:
+    """Parse the request body as a JSON object; raise InvalidJSON, JSONNotObject or RequestTooLarge.
+
+    With max_bytes, a larger body raises RequestTooLarge without being read: a Content-Length over the
+    limit is rejected before reading, and werkzeug stops reading a chunked body one byte past it.
+    """
+    if max_bytes is not None and (request.content_length or 0) > max_bytes:
+        raise _request_too_large(max_bytes)
+    if max_bytes is not None:
+        # werkzeug's limit stream returns the first max_content_length bytes without an error and
+        # raises only on the next read, so one byte more shows whether the body is longer.
+        request.max_content_length = max_bytes + 1
+    try:
+        raw = request.get_data(cache=False)
+    except RequestEntityTooLarge as exc:
+        raise _request_too_large(max_bytes) from exc
+    if max_bytes is not None and len(raw) > max_bytes:
+        raise _request_too_large(max_bytes)
+
     try:
         payload = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
@@ -43,6 +61,10 @@ def read_json_object(request: flask.Request) -> dict[str, Any]:
         kind = type(payload).__name__
         raise JSONNotObject(f"Request body is JSON of type {kind}; expected an object.", type=kind)
     return payload
+
+
+def _request_too_large(limit: int | None) -> RequestTooLarge:
+    return RequestTooLarge(f"Request body exceeds the limit of {limit} bytes.", limit=limit)
 
 
 def json_response(body: dict[str, Any], status: int, headers: dict[str, str] | None = None) -> flask.Response:
@@ -56,10 +78,18 @@ def error_response(exc: ServiceError, language: str) -> flask.Response:
     body: dict[str, Any] = {"error": exc.code, "message": exc.localized(language)}
     if isinstance(exc, ValidationFailed):
         body["fields"] = exc.fields
+    if isinstance(exc, PayloadTooLarge) and "limit" in exc.params:
+        body["limit_bytes"] = exc.params["limit"]
     headers = {"Content-Language": language}
     if exc.status == 503:
         headers["Retry-After"] = "5"
-    return json_response(body, exc.status, headers)
+    response = json_response(body, exc.status, headers)
+    if isinstance(exc, RequestTooLarge):
+        # functions-framework (3.10, read_request) reads the rest of the request body after every
+        # response that is not streamed. That read would raise the 413 again and return a 500.
+        response.response = iter([response.get_data()])
+        del response.headers["Content-Length"]
+    return response
 
 
 def internal_error_response(language: str) -> flask.Response:

@@ -48,6 +48,22 @@ CATALOG: dict[str, dict[str, str]] = {
         ENGLISH: "The job is {size} bytes, larger than the queue's limit of {limit} bytes.",
         GERMAN: "Der Job ist {size} Bytes groß, mehr als das Limit der Warteschlange von {limit} Bytes.",
     },
+    "request_too_large": {
+        ENGLISH: "The request body is larger than the limit of {limit} bytes. Send smaller attachments.",
+        GERMAN: "Der Request-Body ist größer als das Limit von {limit} Bytes. Senden Sie kleinere Anhänge.",
+    },
+    "message_too_large": {
+        ENGLISH: "The message is {size} bytes (attachments, subject and body), larger than the maximum "
+                 "message size of {limit} bytes.",
+        GERMAN: "Die Nachricht ist {size} Bytes groß (Anhänge, Betreff und Text), mehr als die maximale "
+                "Nachrichtengröße von {limit} Bytes.",
+    },
+    "message_text_too_large": {
+        ENGLISH: "The message without attachments is {size} bytes as Graph JSON, larger than the {limit} "
+                 "bytes that Microsoft Graph accepts in one request. Shorten the body.",
+        GERMAN: "Die Nachricht ohne Anhänge ist als Graph-JSON {size} Bytes groß, mehr als die {limit} "
+                "Bytes, die Microsoft Graph in einer Anfrage annimmt. Kürzen Sie den Text.",
+    },
     "not_found": {
         ENGLISH: "No endpoint {method} {path}. Use POST /send-email.",
         GERMAN: "Kein Endpunkt {method} {path}. Verwenden Sie POST /send-email.",
@@ -100,6 +116,52 @@ CATALOG: dict[str, dict[str, str]] = {
     "field_empty": {
         ENGLISH: "Must not be empty.",
         GERMAN: "Darf nicht leer sein.",
+    },
+    "field_not_recipient": {
+        ENGLISH: "Not a recipient; expected an address or an object with 'address' and 'name'.",
+        GERMAN: "Kein Empfänger; erwartet wird eine Adresse oder ein Objekt mit 'address' und 'name'.",
+    },
+    "field_not_boolean": {
+        ENGLISH: "Not a boolean; expected true or false.",
+        GERMAN: "Kein Boolean; erwartet wird true oder false.",
+    },
+    "field_line_break": {
+        ENGLISH: "Must not contain a line break (CR or LF).",
+        GERMAN: "Darf keinen Zeilenumbruch (CR oder LF) enthalten.",
+    },
+    "field_invalid_importance": {
+        ENGLISH: "'{input}' is not a valid importance; expected low, normal or high.",
+        GERMAN: "'{input}' ist keine gültige Wichtigkeit; erwartet wird low, normal oder high.",
+    },
+    "field_header_not_custom": {
+        ENGLISH: "Header '{name}' is not allowed: Microsoft Graph accepts only custom headers whose "
+                 "names start with 'X-'.",
+        GERMAN: "Der Header '{name}' ist nicht erlaubt: Microsoft Graph nimmt nur eigene Header an, "
+                "deren Namen mit 'X-' beginnen.",
+    },
+    "field_header_invalid_name": {
+        ENGLISH: "'{name}' is not a valid header name; use printable ASCII characters without ':' "
+                 "or spaces.",
+        GERMAN: "'{name}' ist kein gültiger Header-Name; erlaubt sind druckbare ASCII-Zeichen ohne ':' "
+                "und Leerzeichen.",
+    },
+    "field_inline_without_content_id": {
+        ENGLISH: "An inline attachment needs a content_id, which the HTML body references as "
+                 "cid:<content_id>.",
+        GERMAN: "Ein Inline-Anhang braucht eine content_id, auf die der HTML-Text mit cid:<content_id> "
+                "verweist.",
+    },
+    "field_invalid_content_id": {
+        ENGLISH: "'{input}' is not a valid content_id; use visible ASCII characters without spaces, "
+                 "'<' or '>'.",
+        GERMAN: "'{input}' ist keine gültige content_id; erlaubt sind sichtbare ASCII-Zeichen ohne "
+                "Leerzeichen, '<' und '>'.",
+    },
+    "field_too_many_recipients": {
+        ENGLISH: "The mail has {count} distinct recipients in recipients, cc_recipients and "
+                 "bcc_recipients; at most {limit} are allowed.",
+        GERMAN: "Die Mail hat {count} verschiedene Empfänger in recipients, cc_recipients und "
+                "bcc_recipients; erlaubt sind höchstens {limit}.",
     },
     "field_body_missing": {
         ENGLISH: "Give body_content or html_body_content.",

@@ -12,9 +12,9 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import TimeoutError as FutureTimeoutError
-from typing import Any
+from typing import Any, TypeVar
 
 import nats
 import nats.errors
@@ -27,6 +27,10 @@ from common.errors import PayloadTooLarge, QueueUnavailable
 from common.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# A set-up step that runs once per connection, after the job stream exists (e.g. ensure a bucket).
+SetupStep = Callable[[JetStreamContext, Settings], Awaitable[None]]
 
 # Seconds between connect attempts while NATS is down; nats-py retries on its own after that.
 RECONNECT_WAIT_SECONDS = 1.0
@@ -109,9 +113,10 @@ class JetStreamPublisher:
     workers after the function module was imported.
     """
 
-    def __init__(self, settings: Settings, name: str) -> None:
+    def __init__(self, settings: Settings, name: str, setup: Sequence[SetupStep] = ()) -> None:
         self._settings = settings
         self._name = name
+        self._setup = tuple(setup)
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -151,6 +156,45 @@ class JetStreamPublisher:
             raise translate_error(exc, size=len(payload), limit=limit) from exc
         return ack.seq
 
+    def run(self, operation: Callable[[JetStreamContext], Awaitable[T]], timeout: float) -> T:
+        """Run operation(js) on this connection's loop and return its result.
+
+        Raises QueueUnavailable when NATS is not connected, the operation fails with a nats-py error,
+        or it takes longer than timeout seconds.
+        """
+        loop = self._ensure_started()
+        future = asyncio.run_coroutine_threadsafe(self._run(operation, timeout), loop)
+        try:
+            return future.result(timeout + 1.0)
+        except FutureTimeoutError as exc:
+            future.cancel()
+            raise translate_error(exc) from exc
+
+    async def _run(self, operation: Callable[[JetStreamContext], Awaitable[T]], timeout: float) -> T:
+        deadline = time.monotonic() + timeout
+        assert self._js is not None
+        try:
+            js = await asyncio.wait_for(asyncio.shield(self._js), timeout)
+            if self._nc is None or not self._nc.is_connected:
+                raise QueueUnavailable("Not connected to NATS.", reason="not connected to NATS")
+            return await asyncio.wait_for(operation(js), max(deadline - time.monotonic(), 0.1))
+        except QueueUnavailable:
+            raise
+        except (asyncio.TimeoutError, nats.errors.Error) as exc:
+            raise translate_error(exc) from exc
+
+    def max_payload(self) -> int:
+        """Return the NATS server's max_payload in bytes, connecting first if needed."""
+        self._ensure_started()
+        nc = self._nc
+        if nc is not None and nc.is_connected:
+            return nc.max_payload
+        return self.run(self._max_payload, self._settings.publish_timeout_seconds)
+
+    async def _max_payload(self, js: JetStreamContext) -> int:
+        assert self._nc is not None
+        return self._nc.max_payload
+
     def _ensure_started(self) -> asyncio.AbstractEventLoop:
         with self._lock:
             if self._pid == os.getpid() and self._loop is not None:
@@ -176,6 +220,8 @@ class JetStreamPublisher:
                 nc = await connect(self._settings.nats_url, self._name)
                 js = nc.jetstream()
                 await ensure_stream(js, self._settings)
+                for step in self._setup:
+                    await step(js, self._settings)
             except (OSError, asyncio.TimeoutError, nats.errors.Error) as exc:
                 logger.warning("NATS at %s is not ready (%s); retrying in %.0f s",
                                self._settings.nats_url, exc or type(exc).__name__, RECONNECT_WAIT_SECONDS)

@@ -37,6 +37,13 @@ ENV_SANDBOX_HOST = "SANDBOX_HOST"
 ENV_SANDBOX_PORT = "SANDBOX_PORT"
 ENV_SANDBOX_DATA_DIR = "SANDBOX_DATA_DIR"
 ENV_SANDBOX_CERT_HOSTS = "SANDBOX_CERT_HOSTS"
+ENV_MAX_MESSAGE_BYTES = "MAX_MESSAGE_BYTES"
+ENV_MAX_REQUEST_BODY_BYTES = "MAX_REQUEST_BODY_BYTES"
+ENV_MAX_RECIPIENTS = "MAX_RECIPIENTS"
+ENV_NATS_OBJECT_STORE = "NATS_OBJECT_STORE"
+ENV_ATTACHMENT_RETENTION_SECONDS = "ATTACHMENT_RETENTION_SECONDS"
+ENV_OBJECT_STORE_TIMEOUT_SECONDS = "OBJECT_STORE_TIMEOUT_SECONDS"
+ENV_GRAPH_UPLOAD_TIMEOUT_SECONDS = "GRAPH_UPLOAD_TIMEOUT_SECONDS"
 
 # Paths of the repository checkout, for the local run and the sandbox.
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -65,6 +72,34 @@ DEFAULT_ACK_WAIT_SECONDS = 60.0
 DEFAULT_RETRY_BASE_SECONDS = 2.0
 DEFAULT_RETRY_MAX_SECONDS = 300.0
 DEFAULT_LOG_LEVEL = "INFO"
+
+# Message sizes. Exchange Online's default maximum message size is 35 MB, and tenants can raise it to
+# 150 MB. MB here means MiB, as the Graph sandbox counts it.
+MIB = 1024 * 1024
+DEFAULT_MAX_MESSAGE_BYTES = 35 * MIB
+MAX_MESSAGE_BYTES_CEILING = 150 * MIB
+# JSON carries attachments as base64 (4 bytes per 3), so the default request body limit is the base64
+# size of the maximum message plus this much for the rest of the JSON: 50.7 MiB for 35 MiB.
+REQUEST_BODY_HEADROOM_BYTES = 4 * MIB
+# Exchange Online accepts at most 500 recipients per message.
+DEFAULT_MAX_RECIPIENTS = 500
+
+# Attachments of jobs larger than NATS's max_payload wait in this JetStream object store bucket.
+DEFAULT_NATS_OBJECT_STORE = "MAIL_ATTACHMENTS"
+# The bucket's max_age: an attachment is deleted when its job ends, and at the latest after this time.
+# A job not sent within it fails, because its attachments are gone.
+DEFAULT_ATTACHMENT_RETENTION_SECONDS = 7 * 24 * 3600.0
+# How long one put, get or delete of an attachment in the object store may take.
+DEFAULT_OBJECT_STORE_TIMEOUT_SECONDS = 60.0
+
+# Graph rejects request bodies over "4 MB", and 4,000,000 bytes is the stricter reading. Attachments of
+# 3 MB or more need an upload session; 3 MiB is the reading of the Graph sandbox.
+GRAPH_MAX_REQUEST_BYTES = 4_000_000
+GRAPH_UPLOAD_SESSION_MIN_BYTES = 3 * MIB
+# Each upload PUT carries at most 4 MB. 3.75 MiB is below 4,000,000 bytes and a multiple of 320 KiB.
+GRAPH_UPLOAD_CHUNK_BYTES = 12 * 320 * 1024
+# Read timeout of one upload PUT, longer than GRAPH_TIMEOUT_SECONDS because a chunk has 3.75 MiB.
+DEFAULT_GRAPH_UPLOAD_TIMEOUT_SECONDS = 120.0
 
 # The Graph sandbox: a local HTTPS server that speaks Entra ID's and Graph's protocol.
 DEFAULT_SANDBOX_HOST = "127.0.0.1"
@@ -101,6 +136,18 @@ class Settings:
     retry_base_seconds: float
     retry_max_seconds: float
     log_level: str
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    # 0 means default_request_body_bytes(max_message_bytes).
+    max_request_body_bytes: int = 0
+    max_recipients: int = DEFAULT_MAX_RECIPIENTS
+    nats_object_store: str = DEFAULT_NATS_OBJECT_STORE
+    attachment_retention_seconds: float = DEFAULT_ATTACHMENT_RETENTION_SECONDS
+    object_store_timeout_seconds: float = DEFAULT_OBJECT_STORE_TIMEOUT_SECONDS
+    graph_upload_timeout_seconds: float = DEFAULT_GRAPH_UPLOAD_TIMEOUT_SECONDS
+
+    def __post_init__(self) -> None:
+        if self.max_request_body_bytes <= 0:
+            object.__setattr__(self, "max_request_body_bytes", default_request_body_bytes(self.max_message_bytes))
 
     @property
     def job_subject(self) -> str:
@@ -142,6 +189,19 @@ class Settings:
             retry_base_seconds=_number(env, ENV_RETRY_BASE_SECONDS, DEFAULT_RETRY_BASE_SECONDS),
             retry_max_seconds=_number(env, ENV_RETRY_MAX_SECONDS, DEFAULT_RETRY_MAX_SECONDS),
             log_level=env.get(ENV_LOG_LEVEL, DEFAULT_LOG_LEVEL).upper(),
+            max_message_bytes=_max_message_bytes(env),
+            max_request_body_bytes=int(_number(env, ENV_MAX_REQUEST_BODY_BYTES, 0)),
+            max_recipients=int(_number(env, ENV_MAX_RECIPIENTS, DEFAULT_MAX_RECIPIENTS)),
+            nats_object_store=env.get(ENV_NATS_OBJECT_STORE, DEFAULT_NATS_OBJECT_STORE),
+            attachment_retention_seconds=_number(
+                env, ENV_ATTACHMENT_RETENTION_SECONDS, DEFAULT_ATTACHMENT_RETENTION_SECONDS
+            ),
+            object_store_timeout_seconds=_number(
+                env, ENV_OBJECT_STORE_TIMEOUT_SECONDS, DEFAULT_OBJECT_STORE_TIMEOUT_SECONDS
+            ),
+            graph_upload_timeout_seconds=_number(
+                env, ENV_GRAPH_UPLOAD_TIMEOUT_SECONDS, DEFAULT_GRAPH_UPLOAD_TIMEOUT_SECONDS
+            ),
         )
 
 
@@ -167,6 +227,19 @@ def _number(env: os._Environ[str] | dict[str, str], name: str, default: float) -
         return float(raw)
     except ValueError:
         raise ValueError(f"Setting {name}={raw!r} is not a number; expected for example {default}.") from None
+
+
+def default_request_body_bytes(max_message_bytes: int) -> int:
+    """Return the request body limit that fits a message of max_message_bytes sent as base64 JSON."""
+    return 4 * -(-max_message_bytes // 3) + REQUEST_BODY_HEADROOM_BYTES
+
+
+def _max_message_bytes(env: os._Environ[str] | dict[str, str]) -> int:
+    value = int(_number(env, ENV_MAX_MESSAGE_BYTES, DEFAULT_MAX_MESSAGE_BYTES))
+    if not 0 < value <= MAX_MESSAGE_BYTES_CEILING:
+        raise ValueError(f"Setting {ENV_MAX_MESSAGE_BYTES}={value} is out of range; expected 1 to "
+                         f"{MAX_MESSAGE_BYTES_CEILING} bytes (150 MiB, Exchange Online's maximum).")
+    return value
 
 
 @lru_cache(maxsize=1)

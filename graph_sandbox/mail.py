@@ -56,6 +56,8 @@ _DEFAULT_PAGE_SIZE = 10  # Graph's default page size for messages
 _MAX_PAGE_SIZE = 1000
 _MESSAGE_TOO_LARGE = "The message exceeds the maximum supported size."
 _ITEM_NOT_FOUND = "The specified object was not found in the store."
+# Sending a draft files it in Sent Items unless this MAPI property (PR_DELETE_AFTER_SUBMIT) is true.
+_DELETE_AFTER_SUBMIT_ID = "boolean 0x0e01"
 
 
 @graph.post("/users/<mailbox>/sendMail")
@@ -224,7 +226,7 @@ def send_draft(mailbox: str, caller: IssuedToken, message_id: str) -> Response:
         client_id=caller.client_id,
         message=draft.message,
         attachments=draft.attachments,
-        save_to_sent_items=True,
+        save_to_sent_items=not _deletes_after_submit(draft.message),
         internet_message_id=draft.internet_message_id,
         received_at=utc_now(),
         source="draft",
@@ -330,6 +332,16 @@ def _find_sent_item(mailbox: str, client_id: str, message_id: str) -> SentMessag
         if sent.message_id == message_id:
             return sent
     raise GraphError(404, "ErrorItemNotFound", _ITEM_NOT_FOUND)
+
+
+def _deletes_after_submit(message: dict[str, Any]) -> bool:
+    """Return whether the draft sets PidTagDeleteAfterSubmit (0x0E01), so no copy goes to Sent Items."""
+    for prop in message.get("singleValueExtendedProperties") or []:
+        if not isinstance(prop, dict):
+            continue
+        if str(prop.get("id", "")).lower() == _DELETE_AFTER_SUBMIT_ID and str(prop.get("value")).lower() == "true":
+            return True
+    return False
 
 
 def _check_message_size(message: dict[str, Any], attachments: list[StoredAttachment]) -> None:

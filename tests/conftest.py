@@ -166,6 +166,7 @@ def service_env(servers: dict[str, str], sandbox: Sandbox) -> Iterator[dict[str,
         settings_module.ENV_NATS_STREAM: f"TEST_{suffix}",
         settings_module.ENV_NATS_SUBJECT_PREFIX: f"test-{suffix}",
         settings_module.ENV_NATS_CONSUMER: f"test-workers-{suffix}",
+        settings_module.ENV_NATS_OBJECT_STORE: f"TEST_ATTACHMENTS_{suffix}",
         settings_module.ENV_RETRY_BASE_SECONDS: "0.2",
         settings_module.ENV_RETRY_MAX_SECONDS: "2",
         settings_module.ENV_PUBLISH_TIMEOUT_SECONDS: "2",
@@ -185,10 +186,11 @@ async def _delete_stream(env: dict[str, str]) -> None:
     import nats
 
     nc = await nats.connect(env[settings_module.ENV_NATS_URL])
-    try:
-        await nc.jetstream().delete_stream(env[settings_module.ENV_NATS_STREAM])
-    except Exception:  # noqa: BLE001 - a test may have deleted it already
-        pass
+    for stream in (env[settings_module.ENV_NATS_STREAM], f"OBJ_{env[settings_module.ENV_NATS_OBJECT_STORE]}"):
+        try:
+            await nc.jetstream().delete_stream(stream)
+        except Exception:  # noqa: BLE001 - a test may have deleted it already, or never created it
+            pass
     await nc.close()
 
 

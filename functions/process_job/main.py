@@ -9,12 +9,15 @@ from __future__ import annotations
 import logging
 from functools import lru_cache
 
+from common.attachments import AttachmentStore, ensure_object_store, object_names
 from common.db import Database
+from common.delivery import deliver
 from common.errors import PoisonJob, ServiceError
 from common.graph import GraphClient
-from common.jobs import Job, Outcome, backoff_delay
+from common.jobs import Action, Job, Outcome, backoff_delay
 from common.logs import job_context, mask_address, mask_addresses
-from common.message import recipient_count, to_graph_message
+from common.message import recipient_count
+from common.queue import JetStreamPublisher
 from common.senders import SenderStore
 from common.settings import Settings, get_settings
 
@@ -28,6 +31,9 @@ class Services:
         self.settings = settings
         self.senders = SenderStore(Database(settings.db_dsn))
         self.graph = GraphClient(settings)
+        # Connects to NATS on the first job with attachments in the object store.
+        self.attachments = AttachmentStore(
+            settings, JetStreamPublisher(settings, name="email-worker-attachments", setup=[ensure_object_store]))
 
 
 @lru_cache(maxsize=1)
@@ -45,9 +51,12 @@ def process_job(data: bytes, attempt: int = 1) -> Outcome:
 
     with job_context(job.job_id, job.app_tag):
         try:
-            return _send(job, attempt)
+            outcome = _send(job, attempt)
         except ServiceError as exc:
-            return _outcome_of_error(exc, attempt)
+            outcome = _outcome_of_error(exc, attempt)
+        if outcome.action is not Action.RETRY:
+            services().attachments.delete(object_names(job))
+        return outcome
 
 
 def _send(job: Job, attempt: int) -> Outcome:
@@ -61,10 +70,10 @@ def _send(job: Job, attempt: int) -> Outcome:
 
     logger.debug("Sending from %s to %s (attempt %d)", mask_address(sender.mailbox),
                  mask_addresses(mail["recipients"]), attempt)
-    svc.graph.send_mail(sender.mailbox, to_graph_message(mail))
+    path = deliver(svc.graph, svc.attachments, sender.mailbox, mail)
 
-    logger.info("Job sent from %s to %d recipients (attempt %d)", mask_address(sender.mailbox),
-                recipient_count(mail), attempt)
+    logger.info("Job sent from %s to %d recipients via %s (attempt %d)", mask_address(sender.mailbox),
+                recipient_count(mail), path.value, attempt)
     return Outcome.sent()
 
 

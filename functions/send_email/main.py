@@ -11,12 +11,14 @@ from functools import lru_cache
 import flask
 import functions_framework
 
+from common.attachments import AttachmentStore, ensure_object_store, object_names
 from common.db import Database
 from common.errors import ServiceError, UnknownAppTag
 from common.http import (apply_server_defaults, error_response, internal_error_response, json_response,
                          method_not_allowed_response, not_found_response, read_json_object,
                          request_language)
 from common.jobs import Job, JobStatus
+from common.limits import check_limits
 from common.logs import configure_logging, job_context, mask_addresses
 from common.queue import MSG_ID_HEADER, JetStreamPublisher
 from common.schemas import load_send_request
@@ -35,7 +37,8 @@ class Services:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.senders = SenderCache(SenderStore(Database(settings.db_dsn)), settings.sender_cache_ttl_seconds)
-        self.publisher = JetStreamPublisher(settings, name="email-api")
+        self.publisher = JetStreamPublisher(settings, name="email-api", setup=[ensure_object_store])
+        self.attachments = AttachmentStore(settings, self.publisher)
 
 
 @lru_cache(maxsize=1)
@@ -63,12 +66,20 @@ def send_email(request: flask.Request) -> flask.Response:
 def accept(request: flask.Request, language: str) -> Job:
     """Validate the request and store its job in JetStream; raise ServiceError when it is not accepted."""
     svc = services()
-    mail = load_send_request(read_json_object(request), language)
+    mail = load_send_request(read_json_object(request, svc.settings.max_request_body_bytes), language)
+    check_limits(mail, svc.settings, language)
     if svc.senders.get(mail["app_tag"]) is None:
         raise UnknownAppTag(f"No sender for app_tag {mail['app_tag']!r}.", app_tag=mail["app_tag"])
 
     job = Job.new(mail)
     with job_context(job.job_id, job.app_tag):
-        sequence = svc.publisher.publish(svc.settings.job_subject, job.to_bytes(), {MSG_ID_HEADER: job.job_id})
+        if not svc.attachments.fits_in_message(job):
+            job = svc.attachments.offload(job)
+        try:
+            sequence = svc.publisher.publish(svc.settings.job_subject, job.to_bytes(),
+                                             {MSG_ID_HEADER: job.job_id})
+        except ServiceError:
+            svc.attachments.delete(object_names(job))
+            raise
         logger.info("Job queued as stream sequence %d for %s", sequence, mask_addresses(mail["recipients"]))
     return job

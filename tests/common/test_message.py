@@ -1,4 +1,4 @@
-from common.message import recipient_count, to_graph_message
+from common.message import recipient_count, save_to_sent_items, to_graph_message
 
 
 def mail(**overrides):
@@ -47,3 +47,36 @@ def test_attachment_maps_to_file_attachment():
 
 def test_recipient_count_adds_to_cc_and_bcc():
     assert recipient_count(mail(cc_recipients=["a@x.de"], bcc_recipients=["b@x.de", "c@x.de"])) == 4
+
+
+def test_display_names_go_into_email_address():
+    message = to_graph_message(mail(display_names={"to@example.com": "Anna Müller"}))
+    assert message["toRecipients"] == [{"emailAddress": {"address": "to@example.com", "name": "Anna Müller"}}]
+
+
+def test_reply_to_importance_and_headers_map_to_graph():
+    message = to_graph_message(mail(reply_to=["bh@example.com"], importance="low",
+                                    custom_headers={"X-Rechnung": "4711"}))
+    assert message["replyTo"] == [{"emailAddress": {"address": "bh@example.com"}}]
+    assert message["importance"] == "low"
+    assert message["internetMessageHeaders"] == [{"name": "X-Rechnung", "value": "4711"}]
+
+
+def test_unset_optional_fields_are_left_out():
+    message = to_graph_message(mail(reply_to=[], importance=None, custom_headers={}))
+    assert not {"replyTo", "importance", "internetMessageHeaders"} & set(message)
+
+
+def test_inline_attachment_carries_content_id():
+    attachment = {"name": "logo.png", "contentBytes": "iVBO", "contentType": "image/png",
+                  "content_id": "logo", "is_inline": True}
+    [graph_attachment] = to_graph_message(mail(attachments=[attachment]))["attachments"]
+    assert (graph_attachment["contentId"], graph_attachment["isInline"]) == ("logo", True)
+
+
+def test_save_to_sent_items_defaults_to_true():
+    assert save_to_sent_items(mail()) is True
+
+
+def test_save_to_sent_items_false_is_kept():
+    assert save_to_sent_items(mail(save_to_sent_items=False)) is False

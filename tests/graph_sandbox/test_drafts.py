@@ -19,6 +19,7 @@ from tests.graph_sandbox.helpers import (
     graph_error,
     listed_messages,
     message,
+    recipients,
     send_mail,
 )
 
@@ -464,3 +465,98 @@ def test_malformed_internet_message_id_is_400(
     response = send_mail(http, sandbox.url, token, {"message": message(internetMessageId="job-45")})
 
     assert response.status_code == 400
+
+
+def test_draft_with_non_x_header_is_400(sandbox: SandboxServer, http: requests.Session, token: str) -> None:
+    response = http.post(
+        f"{users_url(sandbox)}/messages",
+        json=message(internetMessageHeaders=[{"name": "Reply-To", "value": "x@example.com"}]),
+        headers=bearer(token),
+    )
+
+    assert response.status_code == 400
+    assert graph_error(response)["code"] == "InvalidInternetMessageHeader"
+
+
+def test_draft_over_4_mb_is_413(sandbox: SandboxServer, http: requests.Session, token: str) -> None:
+    body = message(body={"contentType": "Text", "content": "x" * (4 * MIB)})
+
+    response = http.post(f"{users_url(sandbox)}/messages", json=body, headers=bearer(token))
+
+    assert response.status_code == 413
+    assert graph_error(response)["code"] == "RequestEntityTooLarge"
+
+
+def test_add_attachment_over_4_mb_is_413(sandbox: SandboxServer, http: requests.Session, token: str) -> None:
+    draft = create_draft(http, sandbox, token)
+
+    response = http.post(
+        f"{users_url(sandbox)}/messages/{draft['id']}/attachments",
+        json=file_attachment("big.bin", os.urandom(3 * MIB)),
+        headers=bearer(token),
+    )
+
+    assert response.status_code == 413
+
+
+def test_send_draft_over_recipient_limit_is_400(
+    sandbox: SandboxServer, http: requests.Session, token: str
+) -> None:
+    addresses = [f"r{index}@example.org" for index in range(501)]
+    draft = create_draft(http, sandbox, token, toRecipients=recipients(*addresses))
+
+    response = send_draft(http, sandbox, token, draft["id"])
+
+    assert response.status_code == 400
+    assert graph_error(response)["code"] == "ErrorInvalidRecipients"
+
+
+@pytest.mark.parametrize(("value", "saved"), [("true", False), ("false", True)])
+def test_send_draft_honours_delete_after_submit(
+    sandbox: SandboxServer, http: requests.Session, token: str, value: str, saved: bool
+) -> None:
+    draft = create_draft(
+        http, sandbox, token, singleValueExtendedProperties=[{"id": "Boolean 0x0E01", "value": value}]
+    )
+
+    send_draft(http, sandbox, token, draft["id"])
+
+    [listed] = listed_messages(http, sandbox.url)
+    in_sent_items = sent_items(http, sandbox, token).json()["value"]
+    assert listed["saveToSentItems"] is saved
+    assert len(in_sent_items) == (1 if saved else 0)
+
+
+def test_inline_upload_keeps_content_id(sandbox: SandboxServer, http: requests.Session, token: str) -> None:
+    draft = create_draft(http, sandbox, token)
+    url = create_upload_session(
+        http, sandbox, token, draft["id"], name="banner.png", contentType="image/png", isInline=True,
+        contentId="banner",
+    ).json()["uploadUrl"]
+    put_chunk(http, url, LARGE_FILE[: 3 * MIB], 0)
+    put_chunk(http, url, LARGE_FILE[3 * MIB :], 3 * MIB)
+
+    send_draft(http, sandbox, token, draft["id"])
+
+    [listed] = listed_messages(http, sandbox.url)
+    [attachment] = listed["message"]["attachments"]
+    assert (attachment["name"], attachment["contentType"]) == ("banner.png", "image/png")
+    assert (attachment["isInline"], attachment["contentId"]) == (True, "banner")
+    assert attachment["sha256"] == hashlib.sha256(LARGE_FILE).hexdigest()
+
+
+def test_small_draft_attachment_bytes_retrievable(
+    sandbox: SandboxServer, http: requests.Session, token: str
+) -> None:
+    draft = create_draft(http, sandbox, token)
+    http.post(
+        f"{users_url(sandbox)}/messages/{draft['id']}/attachments",
+        json=file_attachment("logo.png", b"\x89PNG-logo", isInline=True, contentId="logo"),
+        headers=bearer(token),
+    )
+    send_draft(http, sandbox, token, draft["id"])
+
+    [listed] = listed_messages(http, sandbox.url)
+    content = http.get(f"{sandbox.url}/_sandbox/messages/{listed['id']}/attachments/0/$value")
+
+    assert content.content == b"\x89PNG-logo"

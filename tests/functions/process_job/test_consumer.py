@@ -1,16 +1,21 @@
 """The NATS consumer shim with real worker processes."""
 
 import asyncio
+import base64
 import os
 import signal
 import sys
 import time
+import uuid
 
 import nats
 import pytest
 import requests
 
-from common.settings import ENV_NATS_CONSUMER, ENV_NATS_STREAM, ENV_NATS_URL
+from common.attachments import AttachmentStore, ensure_object_store
+from common.jobs import Job
+from common.queue import JetStreamPublisher
+from common.settings import ENV_NATS_CONSUMER, ENV_NATS_STREAM, ENV_NATS_URL, Settings
 from tests.conftest import spawn
 
 pytestmark = pytest.mark.integration
@@ -31,6 +36,12 @@ async def consumer_state(env):
     stream = await js.stream_info(env[ENV_NATS_STREAM])
     await nc.close()
     return info, stream
+
+
+async def delete_stream(env):
+    nc = await nats.connect(env[ENV_NATS_URL])
+    await nc.jetstream().delete_stream(env[ENV_NATS_STREAM])
+    await nc.close()
 
 
 def wait_until(predicate, timeout=15.0):
@@ -76,3 +87,32 @@ def test_sigterm_drains_and_exits_cleanly(service_env, log_dir, database):
     process.popen.send_signal(signal.SIGTERM)
     assert process.popen.wait(20) == 0
     assert "Stopped" in process.log()
+
+
+def test_slow_upload_outlasting_ack_wait_is_not_redelivered(service_env, sender, sandbox, log_dir, database):
+    suffix = uuid.uuid4().hex[:8]
+    env = {**service_env, ENV_NATS_STREAM: f"TEST_SLOW_{suffix}", "NATS_SUBJECT_PREFIX": f"test-slow-{suffix}",
+           ENV_NATS_CONSUMER: f"test-slow-{suffix}", "ACK_WAIT_SECONDS": "2"}
+    settings = Settings.from_env(env)
+    app_tag, mailbox = sender()
+    publisher = JetStreamPublisher(settings, "test-slow", setup=[ensure_object_store])
+    data = base64.b64encode(os.urandom(8 * 1024 * 1024)).decode()
+    job = AttachmentStore(settings, publisher).offload(Job.new({
+        "recipients": ["a@example.com"], "subject": "langsam", "app_tag": app_tag,
+        "attachments": [{"name": "gross.pdf", "contentType": "application/pdf", "contentBytes": data}]}))
+    publisher.publish(settings.job_subject, job.to_bytes())
+    # Three chunks of one second each: the upload outlasts the 2 s ack wait unless the worker extends it.
+    sandbox.add_fault(latency_ms=1000, mailbox=mailbox, operations=["uploadChunk"])
+    process = spawn("worker-slow", [sys.executable, "-m", "functions.process_job"], {**os.environ, **env}, log_dir)
+    try:
+        assert wait_until(lambda: "Job sent" in process.log(), timeout=30)
+        time.sleep(3)
+        info, _ = asyncio.run(consumer_state(env))
+    finally:
+        process.stop()
+        sandbox.clear_faults()
+        publisher.close()
+        asyncio.run(delete_stream(env))
+
+    assert len(sandbox.messages(mailbox)) == 1
+    assert info.num_redelivered == 0

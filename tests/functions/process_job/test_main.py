@@ -1,7 +1,12 @@
-"""The job handler in this process, against real PostgreSQL and the Graph sandbox."""
+"""The job handler in this process, against real PostgreSQL, NATS and the Graph sandbox."""
+
+import base64
+import os
 
 import pytest
 
+from common.attachments import object_names
+from common.errors import AttachmentMissing
 from common.jobs import Action, Job, JobStatus
 from functions.process_job import main as handler
 
@@ -81,3 +86,62 @@ def test_last_attempt_of_transient_failure_is_dead(sandbox, sender, service_env)
     finally:
         sandbox.clear_faults()
     assert outcome.status is JobStatus.DEAD
+
+
+def stored_job(app_tag, data):
+    """A job whose attachment waits in the object store, as the ingest queues a large job."""
+    job = job_for(app_tag, attachments=[{"name": "gross.pdf", "contentType": "application/pdf",
+                                         "contentBytes": base64.b64encode(data).decode()}])
+    return handler.services().attachments.offload(job)
+
+
+def test_sent_job_deletes_its_attachments(sandbox, sender):
+    app_tag, mailbox = sender()
+    job = stored_job(app_tag, os.urandom(2 * 1024 * 1024))
+
+    outcome = handler.process_job(job.to_bytes())
+
+    assert outcome.action is Action.ACK
+    with pytest.raises(AttachmentMissing):
+        handler.services().attachments.fetch(job.mail["attachments"][0])
+
+
+def test_retried_job_keeps_its_attachments(sandbox, sender):
+    app_tag, mailbox = sender()
+    data = os.urandom(2 * 1024 * 1024)
+    job = stored_job(app_tag, data)
+    sandbox.add_fault(status=503, count=1, mailbox=mailbox)
+    try:
+        outcome = handler.process_job(job.to_bytes())
+    finally:
+        sandbox.clear_faults()
+
+    assert outcome.action is Action.RETRY
+    assert handler.services().attachments.fetch(job.mail["attachments"][0]) == data
+    handler.services().attachments.delete(object_names(job))
+
+
+def test_failed_job_deletes_its_attachments(sandbox, sender):
+    app_tag, mailbox = sender()
+    job = stored_job(app_tag, os.urandom(1000))
+    sandbox.add_fault(status=400, count=1, mailbox=mailbox)
+    try:
+        outcome = handler.process_job(job.to_bytes())
+    finally:
+        sandbox.clear_faults()
+
+    assert outcome.status is JobStatus.FAILED
+    with pytest.raises(AttachmentMissing):
+        handler.services().attachments.fetch(job.mail["attachments"][0])
+
+
+def test_missing_attachment_fails_the_job(sandbox, sender):
+    app_tag, mailbox = sender()
+    job = stored_job(app_tag, os.urandom(1000))
+    handler.services().attachments.delete(object_names(job))
+
+    outcome = handler.process_job(job.to_bytes())
+
+    assert outcome.status is JobStatus.FAILED
+    assert "object store" in outcome.reason
+    assert sandbox.messages(mailbox) == []
