@@ -1,8 +1,8 @@
 """One mail, one distributed trace: ingest and worker with tracing on, against Datadog's APM test agent.
 
-The test agent (ddapm-test-agent from PyPI) runs as a real agent on a free port; the ingest and the
-worker send their traces to it over HTTP as they would to a Datadog agent, and their DogStatsD
-metrics to a UDP socket of this test.
+The test agent (ddapm-test-agent from PyPI) runs as a real agent on a free port. The ingest and the
+worker send their traces to it over HTTP as they would to a Datadog agent. Their DogStatsD metrics go
+to a UDP socket of this test.
 """
 
 from __future__ import annotations
@@ -66,8 +66,8 @@ def test_agent(log_dir: Path) -> Iterator[ApmTestAgent]:
     executable = shutil.which("ddapm-test-agent", path=os.path.dirname(sys.executable))
     assert executable, "ddapm-test-agent is missing; run make venv (requirements-dev.txt installs it)"
     port = free_port()
-    # Only the loopback ports given here: its OTLP listeners default to 4317 and 4318, which another
-    # test session may hold, and no API key, so it forwards nothing anywhere.
+    # Its OTLP listeners default to ports 4317 and 4318, which another test session may hold, so they
+    # get free ports too. Without DD_* variables it has no API key and forwards nothing.
     env = {name: value for name, value in os.environ.items() if not name.startswith("DD_")}
     process = spawn("test-agent", [executable, "--host", "127.0.0.1", "--port", str(port),
                                    "--otlp-http-port", str(free_port()), "--otlp-grpc-port", str(free_port()),
@@ -164,8 +164,8 @@ def sender(database):
         database.run("DELETE FROM senders WHERE app_tag = :t", t=app_tag)
 
 
-def find(spans: list[dict[str, Any]], **wanted: str) -> list[dict[str, Any]]:
-    return [span for span in spans if all(span.get(key) == value for key, value in wanted.items())]
+def find(spans: list[dict[str, Any]], **expected: str) -> list[dict[str, Any]]:
+    return [span for span in spans if all(span.get(key) == value for key, value in expected.items())]
 
 
 def is_send_mail(span: dict[str, Any]) -> bool:
