@@ -76,6 +76,27 @@ CATALOG: dict[str, dict[str, str]] = {
         ENGLISH: "An internal error occurred; it has been logged with request id {request_id}.",
         GERMAN: "Ein interner Fehler ist aufgetreten; er wurde mit der Request-ID {request_id} protokolliert.",
     },
+    # Health endpoints and the health probe
+    "ready": {
+        ENGLISH: "Ready: {names} work.",
+        GERMAN: "Bereit: {names} funktionieren.",
+    },
+    "not_ready": {
+        ENGLISH: "Not ready: {names} failed. 'checks' gives each reason.",
+        GERMAN: "Nicht bereit: {names} fehlgeschlagen. Die Gründe stehen unter 'checks'.",
+    },
+    "health_not_found": {
+        ENGLISH: "No endpoint {path}. Use /healthz or /readyz.",
+        GERMAN: "Kein Endpunkt {path}. Verwenden Sie /healthz oder /readyz.",
+    },
+    "health_probe_ok": {
+        ENGLISH: "Healthy: {url} answered {detail}.",
+        GERMAN: "Gesund: {url} antwortete {detail}.",
+    },
+    "health_probe_failed": {
+        ENGLISH: "Unhealthy: {url} failed: {detail}",
+        GERMAN: "Nicht gesund: {url} fehlgeschlagen: {detail}",
+    },
     # Field validation
     "field_required": {
         ENGLISH: "Missing required field.",

@@ -25,6 +25,7 @@ from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 
 from common.errors import PayloadTooLarge, QueueUnavailable
 from common.settings import Settings
+from common.tracing import publish_span
 
 logger = logging.getLogger(__name__)
 
@@ -130,12 +131,34 @@ class JetStreamPublisher:
         """
         loop = self._ensure_started()
         timeout = self._settings.publish_timeout_seconds
-        future = asyncio.run_coroutine_threadsafe(self._publish(subject, payload, headers, timeout), loop)
+        headers = dict(headers or {})
+        # The span starts in this (the request's) thread, so it is a child of the request's span.
+        with publish_span(subject, headers, headers.get(MSG_ID_HEADER, "")):
+            future = asyncio.run_coroutine_threadsafe(
+                self._publish(subject, payload, headers or None, timeout), loop)
+            try:
+                return future.result(timeout + 1.0)
+            except FutureTimeoutError as exc:
+                future.cancel()
+                raise translate_error(exc) from exc
+
+    def connected(self, timeout: float) -> bool:
+        """Return whether this process is connected to NATS, waiting up to timeout for a first connect."""
+        loop = self._ensure_started()
+        future = asyncio.run_coroutine_threadsafe(self._wait_connected(timeout), loop)
         try:
             return future.result(timeout + 1.0)
-        except FutureTimeoutError as exc:
+        except FutureTimeoutError:
             future.cancel()
-            raise translate_error(exc) from exc
+            return False
+
+    async def _wait_connected(self, timeout: float) -> bool:
+        assert self._js is not None
+        try:
+            await asyncio.wait_for(asyncio.shield(self._js), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return self._nc is not None and self._nc.is_connected
 
     async def _publish(self, subject: str, payload: bytes, headers: dict[str, str] | None,
                        timeout: float) -> int:

@@ -246,3 +246,109 @@ def _max_message_bytes(env: os._Environ[str] | dict[str, str]) -> int:
 def get_settings() -> Settings:
     """Return this process's settings, read from the environment on the first call."""
     return Settings.from_env()
+
+
+# --- Observability: Datadog tracing, DogStatsD metrics, log format and health endpoints ---------------
+
+ENV_DD_TRACE_ENABLED = "DD_TRACE_ENABLED"
+ENV_DD_SERVICE = "DD_SERVICE"
+ENV_DD_AGENT_HOST = "DD_AGENT_HOST"
+ENV_DD_DOGSTATSD_URL = "DD_DOGSTATSD_URL"
+ENV_DD_DOGSTATSD_PORT = "DD_DOGSTATSD_PORT"
+ENV_DD_DOGSTATSD_DISABLE = "DD_DOGSTATSD_DISABLE"
+ENV_LOG_FORMAT = "LOG_FORMAT"
+ENV_HEALTH_CHECK_TIMEOUT_SECONDS = "HEALTH_CHECK_TIMEOUT_SECONDS"
+ENV_WORKER_HEALTH_HOST = "WORKER_HEALTH_HOST"
+ENV_WORKER_HEALTH_PORT = "WORKER_HEALTH_PORT"
+ENV_WORKER_SUMMARY_INTERVAL_SECONDS = "WORKER_SUMMARY_INTERVAL_SECONDS"
+
+# Datadog service names of the entry points; DD_SERVICE overrides them.
+SERVICE_API = "email-api"
+SERVICE_WORKER = "email-worker"
+SERVICE_ADMIN = "email-admin"
+
+# ddtrace itself defaults DD_TRACE_ENABLED to true and would then send every trace to an agent on
+# 127.0.0.1:8126; without an agent that only costs work and a failure line a minute, so tracing is opt-in.
+DEFAULT_DD_TRACE_ENABLED = False
+DEFAULT_DD_AGENT_HOST = "127.0.0.1"
+DEFAULT_DD_DOGSTATSD_PORT = 8125
+LOG_FORMAT_AUTO = "auto"
+LOG_FORMAT_JSON = "json"
+LOG_FORMAT_TEXT = "text"
+LOG_FORMATS = (LOG_FORMAT_AUTO, LOG_FORMAT_JSON, LOG_FORMAT_TEXT)
+DEFAULT_LOG_FORMAT = LOG_FORMAT_AUTO
+DEFAULT_HEALTH_CHECK_TIMEOUT_SECONDS = 2.0
+DEFAULT_WORKER_HEALTH_HOST = "127.0.0.1"
+# 0 means the worker serves no health endpoint.
+DEFAULT_WORKER_HEALTH_PORT = 0
+DEFAULT_WORKER_SUMMARY_INTERVAL_SECONDS = 60.0
+
+TRUE_VALUES = ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class ObservabilitySettings:
+    """Tracing, metrics, log format and health settings, read once per process from the environment."""
+
+    trace_enabled: bool
+    log_format: str
+    metrics_enabled: bool
+    dogstatsd_url: str
+    health_check_timeout_seconds: float
+    worker_health_host: str
+    worker_health_port: int
+    worker_summary_interval_seconds: float
+
+    @property
+    def json_logs(self) -> bool:
+        """Whether log lines are JSON: as LOG_FORMAT sets, or when tracing is on if it is ``auto``."""
+        if self.log_format == LOG_FORMAT_AUTO:
+            return self.trace_enabled
+        return self.log_format == LOG_FORMAT_JSON
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> ObservabilitySettings:
+        env = os.environ if environ is None else environ
+        log_format = env.get(ENV_LOG_FORMAT, DEFAULT_LOG_FORMAT).strip().lower() or DEFAULT_LOG_FORMAT
+        if log_format not in LOG_FORMATS:
+            raise ValueError(f"Setting {ENV_LOG_FORMAT}={log_format!r} is invalid; expected one of "
+                             f"{', '.join(LOG_FORMATS)}.")
+        trace_enabled = _flag(env, ENV_DD_TRACE_ENABLED, DEFAULT_DD_TRACE_ENABLED)
+        return cls(
+            trace_enabled=trace_enabled,
+            log_format=log_format,
+            # Metrics follow tracing unless DD_DOGSTATSD_DISABLE is set, so a service without a Datadog
+            # agent sends no packets and logs no refused ones.
+            metrics_enabled=not _flag(env, ENV_DD_DOGSTATSD_DISABLE, not trace_enabled),
+            dogstatsd_url=dogstatsd_url(env),
+            health_check_timeout_seconds=_number(env, ENV_HEALTH_CHECK_TIMEOUT_SECONDS,
+                                                 DEFAULT_HEALTH_CHECK_TIMEOUT_SECONDS),
+            worker_health_host=env.get(ENV_WORKER_HEALTH_HOST, DEFAULT_WORKER_HEALTH_HOST),
+            worker_health_port=int(_number(env, ENV_WORKER_HEALTH_PORT, DEFAULT_WORKER_HEALTH_PORT)),
+            worker_summary_interval_seconds=_number(env, ENV_WORKER_SUMMARY_INTERVAL_SECONDS,
+                                                    DEFAULT_WORKER_SUMMARY_INTERVAL_SECONDS),
+        )
+
+
+def dogstatsd_url(env: os._Environ[str] | dict[str, str]) -> str:
+    """Return the DogStatsD address as the Datadog libraries resolve it: DD_DOGSTATSD_URL, else
+    ``udp://DD_AGENT_HOST:DD_DOGSTATSD_PORT``."""
+    url = env.get(ENV_DD_DOGSTATSD_URL, "")
+    if url:
+        return url
+    host = env.get(ENV_DD_AGENT_HOST, "") or DEFAULT_DD_AGENT_HOST
+    port = int(_number(env, ENV_DD_DOGSTATSD_PORT, DEFAULT_DD_DOGSTATSD_PORT))
+    return f"udp://{host}:{port}"
+
+
+def _flag(env: os._Environ[str] | dict[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    return raw in TRUE_VALUES
+
+
+@lru_cache(maxsize=1)
+def get_observability_settings() -> ObservabilitySettings:
+    """Return this process's observability settings, read from the environment on the first call."""
+    return ObservabilitySettings.from_env()

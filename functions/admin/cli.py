@@ -22,9 +22,11 @@ from common.errors import InvalidArgument, ServiceError
 from common.i18n import language_from_locale, translate
 from common.logs import configure_logging
 from common.senders import SenderStore
-from common.settings import get_settings
+from common.settings import SERVICE_ADMIN, get_settings
+from common.tracing import configure_tracing, operation_span
 
 APP_TAG_PATTERN = re.compile(r"^[a-z0-9_-]{2,50}$")
+COMMAND_SPAN_NAME = "admin.command"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,11 +51,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     language = language_from_locale()
     settings = get_settings()
+    configure_tracing(SERVICE_ADMIN)
     configure_logging("WARNING")
     db = Database(settings.db_dsn)
 
     try:
-        message = run_command(args, db, language)
+        with operation_span(COMMAND_SPAN_NAME, args.command):
+            message = run_command(args, db, language)
     except ServiceError as exc:
         print(translate("cli_error", language, message=exc.localized(language)), file=sys.stderr)
         return 1

@@ -12,16 +12,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 import nats.errors
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from common.errors import QueueUnavailable
+from common.health import Check, start_health_server
 from common.jobs import Action, Outcome, backoff_delay
+from common.metrics import get_metrics
 from common.queue import RECONNECT_WAIT_SECONDS, connect, ensure_stream
-from common.settings import Settings
+from common.settings import Settings, get_observability_settings
+from common.tracing import run_in_process_span
+from functions.process_job.summary import report_summaries
 
 logger = logging.getLogger(__name__)
 
@@ -44,9 +49,12 @@ def consumer_config(settings: Settings) -> ConsumerConfig:
 
 
 class Consumer:
-    def __init__(self, settings: Settings, handler: Handler) -> None:
+    def __init__(self, settings: Settings, handler: Handler,
+                 readiness_checks: Mapping[str, Check] | None = None) -> None:
         self._settings = settings
         self._handler = handler
+        self._readiness_checks = dict(readiness_checks or {})
+        self._observability = get_observability_settings()
         self._executor = ThreadPoolExecutor(settings.worker_concurrency, thread_name_prefix="job")
         self._slots = asyncio.Semaphore(settings.worker_concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -69,10 +77,17 @@ class Consumer:
             manual_ack=True,
             cb=self._on_message,
         )
+        health_server = await self._start_health_server(nc)
+        summaries = asyncio.create_task(report_summaries(
+            js, self._settings.nats_stream, get_metrics(), self._observability.worker_summary_interval_seconds,
+            self._stopping))
         logger.info("Consuming %s as %s with %d threads", self._settings.job_subject,
                     self._settings.nats_consumer, self._settings.worker_concurrency)
 
         await self._stopping.wait()
+        await summaries
+        if health_server is not None:
+            health_server.close()
 
         # Drain delivers what nats-py already buffered to the callback, which naks it while stopping.
         await sub.drain()
@@ -81,6 +96,21 @@ class Consumer:
         await nc.drain()
         self._executor.shutdown(wait=True)
         logger.info("Stopped")
+
+    async def _start_health_server(self, nc: nats.aio.client.Client) -> asyncio.Server | None:
+        host, port = self._observability.worker_health_host, self._observability.worker_health_port
+        if not port:
+            return None
+
+        def nats_connected() -> None:
+            if not nc.is_connected:
+                raise QueueUnavailable(f"Not connected to NATS at {self._settings.nats_url}.",
+                                       reason="not connected to NATS")
+
+        checks = {"nats": nats_connected, **self._readiness_checks}
+        server = await start_health_server(host, port, checks, self._observability.health_check_timeout_seconds)
+        logger.info("Serving /healthz and /readyz on http://%s:%d", host, port)
+        return server
 
     async def _connect(self) -> nats.aio.client.Client:
         while not self._stopping.is_set():
@@ -117,7 +147,9 @@ class Consumer:
         attempt = msg.metadata.num_delivered
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, self._handler, msg.data, attempt)
+            # The process span starts in the handler's thread, so its database and Graph spans nest in it.
+            return await loop.run_in_executor(self._executor, run_in_process_span, msg.subject, msg.headers,
+                                              self._handler, msg.data, attempt)
         except Exception as exc:  # noqa: BLE001 - a bug in one job must not stop the worker
             logger.error("Handler raised on message %s (attempt %d)", _sequence(msg), attempt, exc_info=True)
             if attempt >= self._settings.max_deliver:
@@ -148,9 +180,12 @@ def _sequence(msg: Msg) -> str:
         return "?"
 
 
-async def serve(settings: Settings, handler: Handler) -> None:
-    """Consume until SIGTERM or SIGINT, then finish the jobs in flight and drain."""
-    consumer = Consumer(settings, handler)
+async def serve(settings: Settings, handler: Handler, readiness_checks: Mapping[str, Check] | None = None) -> None:
+    """Consume until SIGTERM or SIGINT, then finish the jobs in flight and drain.
+
+    readiness_checks are added to the NATS check of the health server, if WORKER_HEALTH_PORT is set.
+    """
+    consumer = Consumer(settings, handler, readiness_checks)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, consumer.stop)

@@ -14,31 +14,38 @@ import functions_framework
 from common.attachments import AttachmentStore, ensure_object_store, object_names
 from common.db import Database
 from common.errors import ServiceError, UnknownAppTag
+from common.health import database_check, health_response, publisher_check
 from common.http import (apply_server_defaults, error_response, internal_error_response, json_response,
                          method_not_allowed_response, not_found_response, read_json_object,
                          request_language)
 from common.jobs import Job, JobStatus
 from common.limits import check_limits
-from common.logs import configure_logging, job_context, mask_addresses
+from common.logs import job_context, mask_addresses
+from common.metrics import Metric, get_metrics
 from common.queue import MSG_ID_HEADER, JetStreamPublisher
 from common.schemas import load_send_request
 from common.senders import SenderCache, SenderStore
-from common.settings import Settings, get_settings
+from common.settings import SERVICE_API, Settings, get_observability_settings, get_settings
+from common.tracing import configure_entry_point, name_request
 
 logger = logging.getLogger(__name__)
 
 SEND_PATH = "/send-email"
 
 apply_server_defaults()
-configure_logging(get_settings().log_level)
+configure_entry_point(SERVICE_API, get_settings().log_level)
 
 
 class Services:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.senders = SenderCache(SenderStore(Database(settings.db_dsn)), settings.sender_cache_ttl_seconds)
+        self.db = Database(settings.db_dsn)
+        self.senders = SenderCache(SenderStore(self.db), settings.sender_cache_ttl_seconds)
         self.publisher = JetStreamPublisher(settings, name="email-api", setup=[ensure_object_store])
         self.attachments = AttachmentStore(settings, self.publisher)
+        timeout = get_observability_settings().health_check_timeout_seconds
+        self.readiness_checks = {"nats": publisher_check(self.publisher, settings.nats_url, timeout),
+                                 "postgres": database_check(self.db)}
 
 
 @lru_cache(maxsize=1)
@@ -48,11 +55,16 @@ def services() -> Services:
 
 @functions_framework.http
 def send_email(request: flask.Request) -> flask.Response:
+    health = health_response(request, services().readiness_checks)
+    if health is not None:
+        return health
+
     language = request_language(request)
     if request.path.rstrip("/") != SEND_PATH:
         return not_found_response(request, language)
     if request.method != "POST":
         return method_not_allowed_response(request, language, "POST")
+    name_request(f"POST {SEND_PATH}")
 
     try:
         job = accept(request, language)
@@ -82,4 +94,5 @@ def accept(request: flask.Request, language: str) -> Job:
             svc.attachments.delete(object_names(job))
             raise
         logger.info("Job queued as stream sequence %d for %s", sequence, mask_addresses(mail["recipients"]))
+    get_metrics().increment(Metric.ACCEPTED, job.app_tag)
     return job
