@@ -59,6 +59,8 @@ def error_response(exc: ServiceError, language: str) -> flask.Response:
     headers = {"Content-Language": language}
     if exc.status == 503:
         headers["Retry-After"] = "5"
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = "Bearer"  # RFC 6750, section 3
     return json_response(body, exc.status, headers)
 
 

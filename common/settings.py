@@ -37,6 +37,8 @@ ENV_SANDBOX_HOST = "SANDBOX_HOST"
 ENV_SANDBOX_PORT = "SANDBOX_PORT"
 ENV_SANDBOX_DATA_DIR = "SANDBOX_DATA_DIR"
 ENV_SANDBOX_CERT_HOSTS = "SANDBOX_CERT_HOSTS"
+ENV_ADMIN_TOKEN = "ADMIN_TOKEN"
+ENV_ALLOW_KEYLESS_SEND = "ALLOW_KEYLESS_SEND"
 
 # Paths of the repository checkout, for the local run and the sandbox.
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -65,6 +67,18 @@ DEFAULT_ACK_WAIT_SECONDS = 60.0
 DEFAULT_RETRY_BASE_SECONDS = 2.0
 DEFAULT_RETRY_MAX_SECONDS = 300.0
 DEFAULT_LOG_LEVEL = "INFO"
+
+# Authentication. The admin function does not start without ADMIN_TOKEN or with a shorter one.
+MIN_ADMIN_TOKEN_LENGTH = 16
+# The local run keeps a generated admin token in this file under .local/, so that later runs reuse it.
+ADMIN_TOKEN_FILENAME = "admin-token"
+# Keyless sends are a migration aid for clients without an API key; off unless an operator opts in.
+DEFAULT_ALLOW_KEYLESS_SEND = False
+# An ingest process warns about each client (address and app_tag) without a key at most once per interval.
+KEYLESS_WARNING_INTERVAL_SECONDS = 300.0
+# How long a rotated-out API key keeps working, at most; the default is to stop it at once.
+DEFAULT_KEY_GRACE_SECONDS = 0
+MAX_KEY_GRACE_SECONDS = 30 * 24 * 3600
 
 # The Graph sandbox: a local HTTPS server that speaks Entra ID's and Graph's protocol.
 DEFAULT_SANDBOX_HOST = "127.0.0.1"
@@ -101,6 +115,8 @@ class Settings:
     retry_base_seconds: float
     retry_max_seconds: float
     log_level: str
+    admin_token: str = ""
+    allow_keyless_send: bool = DEFAULT_ALLOW_KEYLESS_SEND
 
     @property
     def job_subject(self) -> str:
@@ -147,6 +163,8 @@ class Settings:
             retry_base_seconds=_number(env, ENV_RETRY_BASE_SECONDS, DEFAULT_RETRY_BASE_SECONDS),
             retry_max_seconds=_number(env, ENV_RETRY_MAX_SECONDS, DEFAULT_RETRY_MAX_SECONDS),
             log_level=env.get(ENV_LOG_LEVEL, DEFAULT_LOG_LEVEL).upper(),
+            admin_token=env.get(ENV_ADMIN_TOKEN, "").strip(),
+            allow_keyless_send=_flag(env, ENV_ALLOW_KEYLESS_SEND, DEFAULT_ALLOW_KEYLESS_SEND),
         )
 
 
@@ -172,6 +190,22 @@ def _number(env: os._Environ[str] | dict[str, str], name: str, default: float) -
         return float(raw)
     except ValueError:
         raise ValueError(f"Setting {name}={raw!r} is not a number; expected for example {default}.") from None
+
+
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+
+
+def _flag(env: os._Environ[str] | dict[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    word = raw.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ValueError(f"Setting {name}={raw!r} is not a boolean; expected true or false.")
 
 
 @lru_cache(maxsize=1)
