@@ -1,4 +1,4 @@
-"""HTTP ingest: validate a mail, store it as a job in JetStream, answer 202 with the job id.
+"""HTTP ingest: check the API key, validate a mail, store it as a job in JetStream, return 202.
 
 Run: ``functions-framework --target send_email --source functions/send_email/main.py --port 8080``
 """
@@ -11,13 +11,16 @@ from functools import lru_cache
 import flask
 import functions_framework
 
+from common.apikeys import ApiKeyStore
+from common.auth import SendAuthorizer
 from common.db import Database
-from common.errors import ServiceError, UnknownAppTag
+from common.errors import ServiceError
 from common.http import (apply_server_defaults, error_response, internal_error_response, json_response,
                          method_not_allowed_response, not_found_response, read_json_object,
                          request_language)
 from common.jobs import Job, JobStatus
 from common.logs import configure_logging, job_context, mask_addresses
+from common.openapi import OPENAPI_PATH, SEND_EMAIL_DOCUMENT, openapi_response
 from common.queue import MSG_ID_HEADER, JetStreamPublisher
 from common.schemas import load_send_request
 from common.senders import SenderCache, SenderStore
@@ -29,12 +32,17 @@ SEND_PATH = "/send-email"
 
 apply_server_defaults()
 configure_logging(get_settings().log_level)
+if get_settings().allow_keyless_send:
+    logger.warning("ALLOW_KEYLESS_SEND is on: send requests without an API key are accepted. "
+                   "Turn it off once every client sends its key.")
 
 
 class Services:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.senders = SenderCache(SenderStore(Database(settings.db_dsn)), settings.sender_cache_ttl_seconds)
+        db = Database(settings.db_dsn)
+        self.senders = SenderCache(SenderStore(db), settings.sender_cache_ttl_seconds, ApiKeyStore(db))
+        self.auth = SendAuthorizer(self.senders, settings.allow_keyless_send)
         self.publisher = JetStreamPublisher(settings, name="email-api")
 
 
@@ -46,6 +54,8 @@ def services() -> Services:
 @functions_framework.http
 def send_email(request: flask.Request) -> flask.Response:
     language = request_language(request)
+    if request.path == OPENAPI_PATH and request.method == "GET":
+        return openapi_response(SEND_EMAIL_DOCUMENT)
     if request.path.rstrip("/") != SEND_PATH:
         return not_found_response(request, language)
     if request.method != "POST":
@@ -61,11 +71,16 @@ def send_email(request: flask.Request) -> flask.Response:
 
 
 def accept(request: flask.Request, language: str) -> Job:
-    """Validate the request and store its job in JetStream; raise ServiceError when it is not accepted."""
+    """Authorize and validate the request and store its job; raise ServiceError when it is not accepted."""
     svc = services()
-    mail = load_send_request(read_json_object(request), language)
-    if svc.senders.get(mail["app_tag"]) is None:
-        raise UnknownAppTag(f"No sender for app_tag {mail['app_tag']!r}.", app_tag=mail["app_tag"])
+    key = svc.auth.authenticate(request.headers)
+
+    payload = read_json_object(request)
+    if key is not None:
+        payload = svc.auth.bind_app_tag(payload, key)
+    mail = load_send_request(payload, language)
+    if key is None:
+        svc.auth.admit_keyless(mail["app_tag"], client=request.remote_addr or "-")
 
     job = Job.new(mail)
     with job_context(job.job_id, job.app_tag):
