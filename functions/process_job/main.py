@@ -14,7 +14,7 @@ from common.errors import PoisonJob, ServiceError
 from common.graph import GraphClient
 from common.jobs import Job, Outcome, backoff_delay
 from common.logs import job_context, mask_address, mask_addresses
-from common.message import recipient_count, to_graph_message
+from common.message import recipient_count, to_graph_message, with_sender_name
 from common.senders import SenderStore
 from common.settings import Settings, get_settings
 
@@ -58,10 +58,14 @@ def _send(job: Job, attempt: int) -> Outcome:
     if sender is None:
         logger.info("Job failed: no sender is configured for app_tag %s any more", job.app_tag)
         return Outcome.failed(f"No sender is configured for app_tag {job.app_tag!r}.")
+    if not sender.enabled:
+        logger.info("Job failed: the sender of app_tag %s is disabled", job.app_tag)
+        return Outcome.failed(f"The sender of app_tag {job.app_tag!r} is disabled.")
 
     logger.debug("Sending from %s to %s (attempt %d)", mask_address(sender.mailbox),
                  mask_addresses(mail["recipients"]), attempt)
-    svc.graph.send_mail(sender.mailbox, to_graph_message(mail))
+    message = with_sender_name(to_graph_message(mail), sender.mailbox, sender.display_name)
+    svc.graph.send_mail(sender.mailbox, message)
 
     logger.info("Job sent from %s to %d recipients (attempt %d)", mask_address(sender.mailbox),
                 recipient_count(mail), attempt)
