@@ -38,6 +38,21 @@ MIGRATIONS: list[str] = [
         created_at timestamptz NOT NULL DEFAULT now()
     )
     """,
+    # API keys: only the SHA-256 of each key is stored (common/apikeys.py). A rotated-out key keeps
+    # working until expires_at; NULL means it has no end.
+    """
+    ALTER TABLE senders
+        ADD COLUMN display_name text,
+        ADD COLUMN enabled boolean NOT NULL DEFAULT true;
+    CREATE TABLE api_keys (
+        key_id     text PRIMARY KEY,
+        app_tag    text NOT NULL REFERENCES senders (app_tag) ON DELETE CASCADE,
+        key_hash   bytea NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        expires_at timestamptz
+    );
+    CREATE INDEX api_keys_app_tag ON api_keys (app_tag, created_at)
+    """,
 ]
 # Any constant key works; it only has to be the same in every process that migrates.
 MIGRATION_LOCK_KEY = 7265401
@@ -137,6 +152,31 @@ class Database:
             if statement is None:
                 statement = statements[sql] = con.prepare(sql)
             return statement.run(**params)
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Run the block's statements on this thread's connection as one transaction.
+
+        Every ``run`` and ``connection`` call of this thread inside the block uses the same connection,
+        so the stores need no transaction argument. An exception rolls back and propagates.
+        """
+        self.run("START TRANSACTION")
+        con = self._local.con
+        try:
+            yield
+        except BaseException:
+            self._rollback(con)
+            raise
+        self.run("COMMIT")
+
+    def _rollback(self, con: pg8000.native.Connection) -> None:
+        # A connection that broke inside the block was discarded already; its transaction is gone with it.
+        if getattr(self._local, "con", None) is not con:
+            return
+        try:
+            con.run("ROLLBACK")
+        except (PgInterfaceError, PgDatabaseError, OSError):
+            logger.debug("Rolling back failed; dropping the connection", exc_info=True)
+            self._discard()
 
     def _discard(self) -> None:
         con = getattr(self._local, "con", None)

@@ -14,7 +14,7 @@ from typing import Any
 
 from common.attachments import AttachmentStore, is_stored
 from common.graph import GraphClient
-from common.message import message_without_attachments, save_to_sent_items
+from common.message import message_without_attachments, save_to_sent_items, with_sender_name
 from common.settings import GRAPH_MAX_REQUEST_BYTES
 from common.upload import OutgoingAttachment, json_size, send_as_draft
 
@@ -41,10 +41,11 @@ def load_attachments(mail: dict[str, Any], store: AttachmentStore) -> list[Outgo
     return attachments
 
 
-def deliver(graph: GraphClient, store: AttachmentStore, mailbox: str, mail: dict[str, Any]) -> SendPath:
+def deliver(graph: GraphClient, store: AttachmentStore, mailbox: str, mail: dict[str, Any],
+            display_name: str | None = None) -> SendPath:
     """Send mail from mailbox through Graph and return the path it took; raise ServiceError on failure."""
     attachments = load_attachments(mail, store)
-    message = message_without_attachments(mail)
+    message = with_sender_name(message_without_attachments(mail), mailbox, display_name)
     save = save_to_sent_items(mail)
 
     body = _send_mail_body(message, attachments, save)

@@ -97,6 +97,58 @@ class InvalidArgument(ServiceError):
     code = "invalid_argument"
 
 
+# Authentication and authorization (ingest and admin HTTP)
+
+class Unauthorized(ServiceError):
+    """The request carries no valid credential: 401 with a WWW-Authenticate header."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class ApiKeyMissing(Unauthorized):
+    code = "api_key_missing"
+    message_key = "api_key_missing"
+
+
+class ApiKeyInvalid(Unauthorized):
+    """The API key is malformed, unknown, revoked or expired; the client message does not tell which."""
+
+    code = "api_key_invalid"
+    message_key = "api_key_invalid"
+
+
+class AuthorizationMalformed(Unauthorized):
+    code = "authorization_malformed"
+    message_key = "authorization_malformed"
+
+
+class AdminTokenInvalid(Unauthorized):
+    code = "admin_token_invalid"
+    message_key = "admin_token_invalid"
+
+
+class Forbidden(ServiceError):
+    status = 403
+    code = "forbidden"
+
+
+class AppTagMismatch(Forbidden):
+    code = "app_tag_mismatch"
+    message_key = "app_tag_mismatch"
+
+
+class SenderDisabled(Forbidden):
+    code = "sender_disabled"
+    message_key = "sender_disabled"
+
+
+class ConfigurationError(ServiceError):
+    """A setting is missing or invalid, so the process cannot start."""
+
+    code = "configuration_error"
+
+
 # Infrastructure errors
 
 class QueueUnavailable(ServiceError):

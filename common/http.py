@@ -83,6 +83,8 @@ def error_response(exc: ServiceError, language: str) -> flask.Response:
     headers = {"Content-Language": language}
     if exc.status == 503:
         headers["Retry-After"] = "5"
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = "Bearer"  # RFC 6750, section 3
     response = json_response(body, exc.status, headers)
     if isinstance(exc, RequestTooLarge):
         # functions-framework (3.10, read_request) reads the rest of the request body after every

@@ -97,6 +97,42 @@ CATALOG: dict[str, dict[str, str]] = {
         ENGLISH: "Unhealthy: {url} failed: {detail}",
         GERMAN: "Nicht gesund: {url} fehlgeschlagen: {detail}",
     },
+    "api_key_missing": {
+        ENGLISH: "The request carries no API key. Send it as 'Authorization: Bearer <api key>' "
+                 "or in the X-API-Key header.",
+        GERMAN: "Die Anfrage enthält keinen API-Schlüssel. Senden Sie ihn als "
+                "'Authorization: Bearer <API-Schlüssel>' oder im Header X-API-Key.",
+    },
+    "api_key_invalid": {
+        ENGLISH: "The API key is invalid, revoked or expired. Ask an operator for the current key "
+                 "of your app_tag.",
+        GERMAN: "Der API-Schlüssel ist ungültig, widerrufen oder abgelaufen. Bitten Sie einen Operator "
+                "um den aktuellen Schlüssel Ihres app_tag.",
+    },
+    "authorization_malformed": {
+        ENGLISH: "The Authorization header is not of the form 'Bearer <credential>'.",
+        GERMAN: "Der Authorization-Header hat nicht die Form 'Bearer <Zugangsdaten>'.",
+    },
+    "admin_token_invalid": {
+        ENGLISH: "The admin token is missing or wrong. Send 'Authorization: Bearer <ADMIN_TOKEN>'.",
+        GERMAN: "Das Admin-Token fehlt oder ist falsch. Senden Sie 'Authorization: Bearer <ADMIN_TOKEN>'.",
+    },
+    "app_tag_mismatch": {
+        ENGLISH: "The API key belongs to app_tag '{key_app_tag}', but the request names app_tag "
+                 "'{app_tag}'. Send the key of that app_tag, or leave app_tag out.",
+        GERMAN: "Der API-Schlüssel gehört zu app_tag '{key_app_tag}', die Anfrage nennt aber app_tag "
+                "'{app_tag}'. Senden Sie den Schlüssel dieses app_tag oder lassen Sie app_tag weg.",
+    },
+    "sender_disabled": {
+        ENGLISH: "The sender of app_tag '{app_tag}' is disabled, so no mail is accepted for it. "
+                 "Ask an operator to enable it.",
+        GERMAN: "Der Absender von app_tag '{app_tag}' ist deaktiviert, daher wird keine Mail dafür "
+                "angenommen. Bitten Sie einen Operator, ihn zu aktivieren.",
+    },
+    "admin_not_found": {
+        ENGLISH: "No endpoint {method} {path}. GET /openapi.json lists the admin endpoints.",
+        GERMAN: "Kein Endpunkt {method} {path}. GET /openapi.json listet die Admin-Endpunkte.",
+    },
     # Field validation
     "field_required": {
         ENGLISH: "Missing required field.",
@@ -188,6 +224,31 @@ CATALOG: dict[str, dict[str, str]] = {
         ENGLISH: "Give body_content or html_body_content.",
         GERMAN: "Geben Sie body_content oder html_body_content an.",
     },
+    "field_invalid_app_tag": {
+        ENGLISH: "'{input}' is not a valid app_tag: use 2 to 50 lower-case letters, digits, '-' or '_'.",
+        GERMAN: "'{input}' ist kein gültiger app_tag: erlaubt sind 2 bis 50 Kleinbuchstaben, "
+                "Ziffern, '-' oder '_'.",
+    },
+    "field_not_boolean": {
+        ENGLISH: "Not a boolean; expected true or false.",
+        GERMAN: "Kein Boolean; erwartet wird true oder false.",
+    },
+    "field_not_integer": {
+        ENGLISH: "Not an integer; expected a whole number.",
+        GERMAN: "Keine ganze Zahl; erwartet wird eine Zahl ohne Nachkommastellen.",
+    },
+    "field_out_of_range": {
+        ENGLISH: "Must be between {min} and {max}.",
+        GERMAN: "Muss zwischen {min} und {max} liegen.",
+    },
+    "field_too_long": {
+        ENGLISH: "Longer than {max} characters.",
+        GERMAN: "Länger als {max} Zeichen.",
+    },
+    "field_no_changes": {
+        ENGLISH: "Give at least one of mailbox, display_name or enabled.",
+        GERMAN: "Geben Sie mindestens eines von mailbox, display_name oder enabled an.",
+    },
     # Admin CLI
     "cli_schema_applied": {
         ENGLISH: "Database schema is up to date (version {version}).",
@@ -207,16 +268,18 @@ CATALOG: dict[str, dict[str, str]] = {
         GERMAN: "Absender gelöscht: {app_tag}",
     },
     "cli_sender_not_found": {
-        ENGLISH: "No sender with app_tag '{app_tag}' exists. 'list' shows the configured senders.",
-        GERMAN: "Es gibt keinen Absender mit app_tag '{app_tag}'. 'list' zeigt die eingerichteten Absender.",
+        ENGLISH: "No sender with app_tag '{app_tag}' exists. The CLI's 'list' and GET /senders show "
+                 "the configured senders.",
+        GERMAN: "Es gibt keinen Absender mit app_tag '{app_tag}'. 'list' in der CLI und GET /senders "
+                "zeigen die eingerichteten Absender.",
     },
     "cli_no_senders": {
         ENGLISH: "No senders configured. Add one with: add -tag TAG -email ADDRESS",
         GERMAN: "Keine Absender eingerichtet. Legen Sie einen an mit: add -tag TAG -email ADRESSE",
     },
     "cli_list_header": {
-        ENGLISH: "APP_TAG|MAILBOX|CREATED",
-        GERMAN: "APP_TAG|POSTFACH|ANGELEGT",
+        ENGLISH: "APP_TAG|MAILBOX|ENABLED|KEY CREATED|CREATED",
+        GERMAN: "APP_TAG|POSTFACH|AKTIV|SCHLÜSSEL ANGELEGT|ANGELEGT",
     },
     "cli_invalid_email": {
         ENGLISH: "'{email}' is not a valid e-mail address.",
@@ -226,6 +289,44 @@ CATALOG: dict[str, dict[str, str]] = {
         ENGLISH: "'{app_tag}' is not a valid app_tag: use 2 to 50 lower-case letters, digits, '-' or '_'.",
         GERMAN: "'{app_tag}' ist kein gültiger app_tag: erlaubt sind 2 bis 50 Kleinbuchstaben, "
                 "Ziffern, '-' oder '_'.",
+    },
+    "cli_api_key_issued": {
+        ENGLISH: "API key of {app_tag} (shown only now; store it where the application keeps secrets):\n{api_key}",
+        GERMAN: "API-Schlüssel von {app_tag} (wird nur jetzt angezeigt; legen Sie ihn bei den Secrets der "
+                "Anwendung ab):\n{api_key}",
+    },
+    "cli_previous_keys_revoked": {
+        ENGLISH: "The previous keys of {app_tag} no longer work.",
+        GERMAN: "Die bisherigen Schlüssel von {app_tag} gelten nicht mehr.",
+    },
+    "cli_previous_keys_expire": {
+        ENGLISH: "The previous keys of {app_tag} work until {expires_at}.",
+        GERMAN: "Die bisherigen Schlüssel von {app_tag} gelten bis {expires_at}.",
+    },
+    "cli_sender_enabled": {
+        ENGLISH: "Sender enabled: {app_tag}",
+        GERMAN: "Absender aktiviert: {app_tag}",
+    },
+    "cli_sender_disabled": {
+        ENGLISH: "Sender disabled: {app_tag} (its mail is rejected with 403 until it is enabled again)",
+        GERMAN: "Absender deaktiviert: {app_tag} (seine Mails werden mit 403 abgelehnt, bis er wieder "
+                "aktiviert ist)",
+    },
+    "cli_yes": {
+        ENGLISH: "yes",
+        GERMAN: "ja",
+    },
+    "cli_no": {
+        ENGLISH: "no",
+        GERMAN: "nein",
+    },
+    "cli_no_key": {
+        ENGLISH: "none (run: keys rotate -tag {app_tag})",
+        GERMAN: "keiner (ausführen: keys rotate -tag {app_tag})",
+    },
+    "cli_invalid_grace": {
+        ENGLISH: "'{value}' is not a valid grace period: use whole seconds from 0 to {max}.",
+        GERMAN: "'{value}' ist keine gültige Übergangszeit: erlaubt sind ganze Sekunden von 0 bis {max}.",
     },
     "cli_error": {
         ENGLISH: "Error: {message}",

@@ -94,3 +94,12 @@ def save_to_sent_items(mail: dict[str, Any]) -> bool:
 
 def recipient_count(mail: dict[str, Any]) -> int:
     return sum(len(mail.get(key) or []) for key in ("recipients", "cc_recipients", "bcc_recipients"))
+
+
+def with_sender_name(message: dict[str, Any], mailbox: str, display_name: str | None) -> dict[str, Any]:
+    """Return message with ``from`` naming mailbox as display_name; unchanged without a display name."""
+    if not display_name:
+        return message
+    # NOTE: Graph accepts a ``from`` equal to the sending mailbox. Whether recipients see this name or the
+    # mailbox's directory name is not checked against Exchange Online, only against the sandbox.
+    return {**message, "from": {"emailAddress": {"address": mailbox, "name": display_name}}}

@@ -44,6 +44,8 @@ ENV_NATS_OBJECT_STORE = "NATS_OBJECT_STORE"
 ENV_ATTACHMENT_RETENTION_SECONDS = "ATTACHMENT_RETENTION_SECONDS"
 ENV_OBJECT_STORE_TIMEOUT_SECONDS = "OBJECT_STORE_TIMEOUT_SECONDS"
 ENV_GRAPH_UPLOAD_TIMEOUT_SECONDS = "GRAPH_UPLOAD_TIMEOUT_SECONDS"
+ENV_ADMIN_TOKEN = "ADMIN_TOKEN"
+ENV_ALLOW_KEYLESS_SEND = "ALLOW_KEYLESS_SEND"
 
 # Paths of the repository checkout, for the local run and the sandbox.
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -100,6 +102,17 @@ GRAPH_UPLOAD_SESSION_MIN_BYTES = 3 * MIB
 GRAPH_UPLOAD_CHUNK_BYTES = 12 * 320 * 1024
 # Read timeout of one upload PUT, longer than GRAPH_TIMEOUT_SECONDS because a chunk has 3.75 MiB.
 DEFAULT_GRAPH_UPLOAD_TIMEOUT_SECONDS = 120.0
+# Authentication. The admin function does not start without ADMIN_TOKEN or with a shorter one.
+MIN_ADMIN_TOKEN_LENGTH = 16
+# The local run keeps a generated admin token in this file under .local/, so that later runs reuse it.
+ADMIN_TOKEN_FILENAME = "admin-token"
+# Keyless sends are a migration aid for clients without an API key; off unless an operator opts in.
+DEFAULT_ALLOW_KEYLESS_SEND = False
+# An ingest process warns about each client (address and app_tag) without a key at most once per interval.
+KEYLESS_WARNING_INTERVAL_SECONDS = 300.0
+# How long a rotated-out API key keeps working, at most; the default is to stop it at once.
+DEFAULT_KEY_GRACE_SECONDS = 0
+MAX_KEY_GRACE_SECONDS = 30 * 24 * 3600
 
 # The Graph sandbox: a local HTTPS server that speaks Entra ID's and Graph's protocol.
 DEFAULT_SANDBOX_HOST = "127.0.0.1"
@@ -144,6 +157,8 @@ class Settings:
     attachment_retention_seconds: float = DEFAULT_ATTACHMENT_RETENTION_SECONDS
     object_store_timeout_seconds: float = DEFAULT_OBJECT_STORE_TIMEOUT_SECONDS
     graph_upload_timeout_seconds: float = DEFAULT_GRAPH_UPLOAD_TIMEOUT_SECONDS
+    admin_token: str = ""
+    allow_keyless_send: bool = DEFAULT_ALLOW_KEYLESS_SEND
 
     def __post_init__(self) -> None:
         if self.max_request_body_bytes <= 0:
@@ -202,6 +217,8 @@ class Settings:
             graph_upload_timeout_seconds=_number(
                 env, ENV_GRAPH_UPLOAD_TIMEOUT_SECONDS, DEFAULT_GRAPH_UPLOAD_TIMEOUT_SECONDS
             ),
+            admin_token=env.get(ENV_ADMIN_TOKEN, "").strip(),
+            allow_keyless_send=_flag(env, ENV_ALLOW_KEYLESS_SEND, DEFAULT_ALLOW_KEYLESS_SEND),
         )
 
 
@@ -240,6 +257,20 @@ def _max_message_bytes(env: os._Environ[str] | dict[str, str]) -> int:
         raise ValueError(f"Setting {ENV_MAX_MESSAGE_BYTES}={value} is out of range; expected 1 to "
                          f"{MAX_MESSAGE_BYTES_CEILING} bytes (150 MiB, Exchange Online's maximum).")
     return value
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+
+
+def _flag(env: os._Environ[str] | dict[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    word = raw.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ValueError(f"Setting {name}={raw!r} is not a boolean; expected true or false.")
 
 
 @lru_cache(maxsize=1)

@@ -1,8 +1,10 @@
 """`make smoke`: send one mail through the running stack and check that the Graph sandbox received it.
 
 Contract of the stack that this relies on:
-- ``POST {url}/send-email`` with JSON ``{"recipients": [...], "subject", "body_content", "app_tag"}``
-  returns 202 with ``{"job_id": ...}``.
+- ``python -m functions.admin add ... --json`` prints the new sender with its ``api_key``, and
+  ``keys rotate ... --json`` prints a new ``api_key`` for an existing sender.
+- ``POST {url}/send-email`` with ``Authorization: Bearer <api key>`` and JSON ``{"recipients": [...],
+  "subject", "body_content", "app_tag"}`` returns 202 with ``{"job_id": ...}``.
 - ``GET {sandbox}/_sandbox/messages?mailbox=...`` returns ``{"messages": [...]}``, each entry with the
   sending ``mailbox`` and the Graph ``message`` as sent (graph_sandbox/admin.py).
 """
@@ -10,6 +12,7 @@ Contract of the stack that this relies on:
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import time
@@ -37,24 +40,31 @@ class SmokeFailure(RuntimeError):
     """A step of the smoke test failed. The message names the step and quotes the response."""
 
 
-def add_sender() -> str:
-    """Add the smoke-test sender with the admin CLI unless it exists; return what happened, for the user."""
-    command = [sys.executable, "-m", "functions.admin", "add", "-tag", SMOKE_APP_TAG, "-email", SMOKE_SENDER]
-    # The CLI prints German under a German locale; the "already exists" check below needs English.
+def provide_api_key() -> tuple[str, str]:
+    """Add the smoke-test sender, or rotate the key of the existing one; return (what happened, API key).
+
+    Only the hash of a key is stored, so an existing sender's key can only be had by rotating it.
+    """
+    result = _admin_cli("add", "-tag", SMOKE_APP_TAG, "-email", SMOKE_SENDER, "--json")
+    happened = "added, with a new API key"
+    if result.returncode != 0 and "already exists" in result.stderr:
+        result = _admin_cli("keys", "rotate", "-tag", SMOKE_APP_TAG, "--json")
+        happened = "kept the existing sender and rotated its API key"
+
+    if result.returncode != 0:
+        raise SmokeFailure(f"The admin CLI failed (exit code {result.returncode}): {result.stderr.strip()}\n"
+                           f"Is `make run` running? It applies the schema that the admin CLI needs.")
+    return happened, json.loads(result.stdout)["api_key"]
+
+
+def _admin_cli(*arguments: str) -> subprocess.CompletedProcess[str]:
+    # The CLI prints German under a German locale; the "already exists" check needs English.
     environment = {**user_environment(), "LC_ALL": "C.UTF-8"}
-    result = subprocess.run(command, cwd=settings.REPO_ROOT, env=environment, capture_output=True, text=True,
-                            check=False)
-    output = (result.stdout + result.stderr).strip()
-
-    if result.returncode == 0:
-        return output
-    if "already exists" in output:
-        return f"kept the existing sender ({output})"
-    raise SmokeFailure(f"Adding the sender failed (exit code {result.returncode}): {output}\n"
-                       f"Is `make run` running? It applies the schema that the admin CLI needs.")
+    return subprocess.run([sys.executable, "-m", "functions.admin", *arguments], cwd=settings.REPO_ROOT,
+                          env=environment, capture_output=True, text=True, check=False)
 
 
-def send_mail(url: str, subject: str) -> str:
+def send_mail(url: str, subject: str, api_key: str) -> str:
     """POST one mail to the ingest function and return its job id."""
     payload = {
         "recipients": [SMOKE_RECIPIENT],
@@ -63,7 +73,8 @@ def send_mail(url: str, subject: str) -> str:
         "app_tag": SMOKE_APP_TAG,
     }
     try:
-        response = requests.post(f"{url.rstrip('/')}/send-email", json=payload, timeout=REQUEST_TIMEOUT_SECONDS)
+        response = requests.post(f"{url.rstrip('/')}/send-email", json=payload, timeout=REQUEST_TIMEOUT_SECONDS,
+                                 headers={"Authorization": f"Bearer {api_key}"})
     except requests.RequestException as error:
         raise SmokeFailure(f"POST {url}/send-email failed: {error}. Is `make run` running?") from error
 
@@ -106,10 +117,11 @@ def message_matches(entry: dict[str, Any], subject: str, sender: str) -> bool:
 
 
 def run(url: str, sandbox: str, ca_path: Path) -> int:
-    print(f"Sender {SMOKE_APP_TAG} -> {SMOKE_SENDER}: {add_sender()}")
+    happened, api_key = provide_api_key()
+    print(f"Sender {SMOKE_APP_TAG} -> {SMOKE_SENDER}: {happened}")
 
     subject = f"smoke test {uuid.uuid4()}"
-    job_id = send_mail(url, subject)
+    job_id = send_mail(url, subject, api_key)
     print(f"POST {url}/send-email accepted the mail {subject!r} as job {job_id}")
 
     started = time.monotonic()

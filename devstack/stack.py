@@ -24,6 +24,7 @@ from typing import IO, TextIO
 
 from common import settings
 from devstack import servers
+from devstack.admin_token import AdminToken, TokenOrigin, ensure_admin_token
 from devstack.environment import child_environment, user_environment, uses_sandbox
 
 log = logging.getLogger(__name__)
@@ -250,6 +251,7 @@ class Stack:
         self.received_signal: str | None = None
         self.children: list[Child] = []
         self.servers: list[servers.Server] = []
+        self.admin_token: AdminToken | None = None
 
     def run(self) -> int:
         """Run the stack until a signal or a process exit; return the exit code for the supervisor."""
@@ -267,8 +269,11 @@ class Stack:
             self._shutdown()
 
     def _start(self) -> None:
-        specs = process_specs(self.use_sandbox, admin_defined(), self.sandbox_dir)
+        with_admin = admin_defined()
+        specs = process_specs(self.use_sandbox, with_admin, self.sandbox_dir)
         check_ports_free((spec.name, spec.port) for spec in specs if spec.port is not None)
+        if with_admin:
+            self._provide_admin_token()
 
         self.servers.append(servers.ensure_nats(self.env[settings.ENV_NATS_URL], self.data_dir))
         self.servers.append(servers.ensure_postgres(self.env[settings.ENV_DB_DSN], self.data_dir))
@@ -277,7 +282,7 @@ class Stack:
         for spec in specs:
             if self.stop_requested.is_set():
                 return
-            self.children.append(Child(spec, self.env, self.output, self._prefix(spec.name)))
+            self.children.append(Child(spec, self._child_environment(spec), self.output, self._prefix(spec.name)))
             if spec.name == "sandbox":
                 self._wait_ready([self.children[-1]])
         self._wait_ready(self.children)
@@ -292,6 +297,20 @@ class Stack:
         pump_lines(process.stdout, self._prefix("init"), self.output)
         if process.wait() != 0:
             raise StackError(f"init (python -m functions.admin init) exited with code {process.returncode}.")
+
+    def _provide_admin_token(self) -> None:
+        self.admin_token = ensure_admin_token(self.env, self.data_dir / settings.ADMIN_TOKEN_FILENAME)
+        if self.admin_token.origin is TokenOrigin.GENERATED:
+            # Terminal output, not a log record: the one time the token is shown. Later runs read the file.
+            self.output.write_line(self._prefix(SUPERVISOR_NAME),
+                                   f"Generated an admin token and stored it in {_relative(self.admin_token.path)} "
+                                   f"(shown only now): {self.admin_token.value}")
+
+    def _child_environment(self, spec: ProcessSpec) -> dict[str, str]:
+        """Return spec's environment; only the admin function gets ADMIN_TOKEN."""
+        if spec.name != "admin" or self.admin_token is None:
+            return self.env
+        return {**self.env, settings.ENV_ADMIN_TOKEN: self.admin_token.value}
 
     def _wait_ready(self, children: list[Child]) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
@@ -339,17 +358,19 @@ class Stack:
 
     def _print_summary(self) -> None:
         with_admin = any(child.name == "admin" for child in self.children)
-        for line in summary_lines(self.env, self.use_sandbox, with_admin, self.sandbox_dir, self.servers):
+        lines = summary_lines(self.env, self.use_sandbox, with_admin, self.sandbox_dir, self.servers,
+                              self.admin_token)
+        for line in lines:
             self.output.write_line("", line)
 
 
 def summary_lines(env: Mapping[str, str], use_sandbox: bool, with_admin: bool, sandbox_dir: Path,
-                  running_servers: Iterable[servers.Server]) -> list[str]:
+                  running_servers: Iterable[servers.Server], admin_token: AdminToken | None = None) -> list[str]:
     """Return the block printed once every process is ready: addresses and first steps."""
     lines = ["", "The mail service is running. Press Ctrl-C to stop it.",
-             f"  send e-mail     POST http://{LOOPBACK}:{INGEST_PORT}/send-email"]
+             f"  send e-mail     POST http://{LOOPBACK}:{INGEST_PORT}/send-email (needs an API key)"]
     if with_admin:
-        lines.append(f"  admin API       http://{LOOPBACK}:{ADMIN_PORT}")
+        lines.append(f"  admin API       http://{LOOPBACK}:{ADMIN_PORT}/senders ({_token_origin(admin_token)})")
 
     if use_sandbox:
         base = f"https://{LOOPBACK}:{SANDBOX_PORT}"
@@ -367,10 +388,24 @@ def summary_lines(env: Mapping[str, str], use_sandbox: bool, with_admin: bool, s
             origin += f", log: {_relative(log_path)}"
         lines.append(f"  {server.name:<15} {addresses.get(server.name, server.url)} ({origin})")
 
-    lines += ["Add a sender (app tag -> mailbox that it sends from):",
-              "  .venv/bin/python -m functions.admin add -tag APP_TAG -email MAILBOX@example.com",
+    lines += ["Add a sender (app tag -> mailbox that it sends from); it prints the app's API key once:",
+              "  .venv/bin/python -m functions.admin add -tag APP_TAG -email MAILBOX@example.com"]
+    if with_admin:
+        lines += ["Or through the admin API, with ADMIN_TOKEN set to the admin token:",
+                  f"  curl -H \"Authorization: Bearer $ADMIN_TOKEN\" http://{LOOPBACK}:{ADMIN_PORT}/senders"]
+    lines += ["Send a mail with that key in API_KEY:",
+              f"  curl -H \"Authorization: Bearer $API_KEY\" -H 'Content-Type: application/json' "
+              f"-d '{{\"recipients\": [\"a@example.com\"], \"body_content\": \"Hallo\"}}' "
+              f"http://{LOOPBACK}:{INGEST_PORT}/send-email",
               "Send one mail end to end: make smoke", ""]
     return lines
+
+
+def _token_origin(admin_token: AdminToken | None) -> str:
+    """Say where the admin token comes from, never the token itself."""
+    if admin_token is None or admin_token.origin is TokenOrigin.ENVIRONMENT:
+        return "token: ADMIN_TOKEN from the environment or .env"
+    return f"token: ADMIN_TOKEN=$(cat {_relative(admin_token.path)})"
 
 
 def _relative(path: Path) -> str:

@@ -23,6 +23,7 @@ import pytest
 import requests
 
 from common import settings as settings_module
+from common.apikeys import ApiKeyStore
 from common.db import Database, migrate
 from common.settings import LOCAL_DATA_DIR, REPO_ROOT, sandbox_environment
 from devstack.servers import ensure_nats, ensure_postgres
@@ -31,6 +32,9 @@ from devstack.servers import ensure_nats, ensure_postgres
 TEST_DATABASE = os.environ.get("TEST_DATABASE", "mailservice_test")
 READY_TIMEOUT_SECONDS = 30.0
 MESSAGE_TIMEOUT_SECONDS = 20.0
+# The test ingest caches senders and keys this briefly, so tests of revocation wait about a second.
+INGEST_CACHE_TTL_SECONDS = "1"
+ADMIN_TOKEN = "test-admin-token-" + uuid.uuid4().hex
 
 
 def free_port() -> int:
@@ -203,15 +207,57 @@ def database(service_env: dict[str, str]) -> Iterator[Database]:
 
 
 @pytest.fixture(scope="session")
-def ingest(service_env: dict[str, str], database: Database, log_dir: Path) -> Iterator[str]:
-    """The send_email function under functions-framework; yields its base URL."""
+def ingest_server(service_env: dict[str, str], database: Database, log_dir: Path) -> Iterator[tuple[Process, str]]:
+    """The send_email function under functions-framework, with keys required: its process and base URL."""
+    process, url = start_ingest(service_env, log_dir)
+    yield process, url
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def ingest(ingest_server: tuple[Process, str]) -> str:
+    """The base URL of the session's send_email function."""
+    return ingest_server[1]
+
+
+def start_ingest(service_env: dict[str, str], log_dir: Path, name: str = "ingest",
+                 **settings: str) -> tuple[Process, str]:
+    """Start the send_email function; keys are required unless settings override ALLOW_KEYLESS_SEND."""
     port = free_port()
-    env = {**os.environ, **service_env, "WORKERS": "1", "THREADS": "4"}
-    process = spawn("ingest", [sys.executable, "-m", "functions_framework", "--target", "send_email",
-                               "--source", "functions/send_email/main.py", "--port", str(port),
-                               "--host", "127.0.0.1"], env, log_dir)
+    env = {**os.environ, **service_env, "WORKERS": "1", "THREADS": "4",
+           settings_module.ENV_SENDER_CACHE_TTL_SECONDS: INGEST_CACHE_TTL_SECONDS,
+           settings_module.ENV_ALLOW_KEYLESS_SEND: "false", **settings}
+    process = spawn(name, [sys.executable, "-m", "functions_framework", "--target", "send_email",
+                           "--source", "functions/send_email/main.py", "--port", str(port),
+                           "--host", "127.0.0.1"], env, log_dir)
     wait_for_port(port, process.popen, process.log_path)
-    yield f"http://127.0.0.1:{port}"
+    return process, f"http://127.0.0.1:{port}"
+
+
+@dataclass
+class AdminApi:
+    """The admin function under test: its base URL, token and process."""
+
+    url: str
+    token: str
+    process: Process
+
+    def request(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> requests.Response:
+        headers = {"Authorization": f"Bearer {token or self.token}", **kwargs.pop("headers", {})}
+        return requests.request(method, f"{self.url}{path}", headers=headers, timeout=10, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def admin_api(service_env: dict[str, str], database: Database, log_dir: Path) -> Iterator[AdminApi]:
+    """The admin function under functions-framework, with ADMIN_TOKEN set."""
+    port = free_port()
+    env = {**os.environ, **service_env, "WORKERS": "1", "THREADS": "4",
+           settings_module.ENV_ADMIN_TOKEN: ADMIN_TOKEN}
+    process = spawn("admin", [sys.executable, "-m", "functions_framework", "--target", "admin",
+                              "--source", "functions/admin/main.py", "--port", str(port),
+                              "--host", "127.0.0.1"], env, log_dir)
+    wait_for_port(port, process.popen, process.log_path)
+    yield AdminApi(f"http://127.0.0.1:{port}", ADMIN_TOKEN, process)
     process.stop()
 
 
@@ -224,18 +270,52 @@ def worker(service_env: dict[str, str], database: Database, log_dir: Path) -> It
     process.stop()
 
 
+class AddedSender(tuple):
+    """A sender added by the ``sender`` fixture.
+
+    It unpacks as ``(app_tag, mailbox)`` like before API keys existed; ``api_key`` is its key.
+    """
+
+    app_tag: str
+    mailbox: str
+    api_key: str
+
+    def __new__(cls, app_tag: str, mailbox: str, api_key: str) -> "AddedSender":
+        added = super().__new__(cls, (app_tag, mailbox))
+        added.app_tag, added.mailbox, added.api_key = app_tag, mailbox, api_key
+        return added
+
+    @property
+    def auth(self) -> dict[str, str]:
+        """The request header that carries this sender's key."""
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+
+# The API key of each sender that the sender fixture added, for helpers that only know the app_tag.
+API_KEYS: dict[str, str] = {}
+
+
+def auth_for(app_tag: str | None) -> dict[str, str]:
+    """Return the Authorization header of a sender added by the sender fixture, or none."""
+    key = API_KEYS.get(app_tag or "")
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
 @pytest.fixture
-def sender(database: Database) -> Iterator[Callable[..., tuple[str, str]]]:
-    """Add senders with unique app_tags and mailboxes, removed after the test."""
+def sender(database: Database) -> Iterator[Callable[..., AddedSender]]:
+    """Add senders with unique app_tags and mailboxes and an API key each, removed after the test."""
     created: list[str] = []
 
-    def add(app_tag: str | None = None, mailbox: str | None = None) -> tuple[str, str]:
+    def add(app_tag: str | None = None, mailbox: str | None = None, enabled: bool = True) -> AddedSender:
         suffix = uuid.uuid4().hex[:8]
         app_tag = app_tag or f"app-{suffix}"
         mailbox = mailbox or f"sender-{suffix}@example.com"
-        database.run("INSERT INTO senders (app_tag, mailbox) VALUES (:t, :m)", t=app_tag, m=mailbox)
+        database.run("INSERT INTO senders (app_tag, mailbox, enabled) VALUES (:t, :m, :e)",
+                     t=app_tag, m=mailbox, e=enabled)
         created.append(app_tag)
-        return app_tag, mailbox
+        added = AddedSender(app_tag, mailbox, ApiKeyStore(database).issue(app_tag).api_key)
+        API_KEYS[app_tag] = added.api_key
+        return added
 
     yield add
     for app_tag in created:

@@ -1,9 +1,14 @@
 """Sender management on the command line, with the commands and flags of the old Go tool.
 
     python -m functions.admin init
-    python -m functions.admin add -tag rechnungssystem -email rechnungen@example.com
+    python -m functions.admin add -tag rechnungssystem -email rechnungen@example.com [--json]
     python -m functions.admin list
+    python -m functions.admin disable -tag rechnungssystem
+    python -m functions.admin enable -tag rechnungssystem
+    python -m functions.admin keys rotate -tag rechnungssystem [--grace-seconds 3600] [--json]
     python -m functions.admin delete -tag rechnungssystem
+
+``add`` and ``keys rotate`` print the new API key; it is shown only then, because only its hash is stored.
 
 Output is German when LC_ALL, LC_MESSAGES or LANG starts with "de", English otherwise.
 """
@@ -11,9 +16,10 @@ Output is German when LC_ALL, LC_MESSAGES or LANG starts with "de", English othe
 from __future__ import annotations
 
 import argparse
-import re
+import json
 import sys
 from collections.abc import Sequence
+from datetime import datetime, timezone
 
 from marshmallow import ValidationError, validate
 
@@ -21,11 +27,11 @@ from common.db import Database, migrate
 from common.errors import InvalidArgument, ServiceError
 from common.i18n import language_from_locale, translate
 from common.logs import configure_logging
-from common.senders import SenderStore
-from common.settings import SERVICE_ADMIN, get_settings
+from common.sender_admin import SenderAdmin, created_json, rotation_json
+from common.sender_schemas import APP_TAG_PATTERN
+from common.settings import DEFAULT_KEY_GRACE_SECONDS, MAX_KEY_GRACE_SECONDS, SERVICE_ADMIN, get_settings
 from common.tracing import configure_tracing, operation_span
 
-APP_TAG_PATTERN = re.compile(r"^[a-z0-9_-]{2,50}$")
 COMMAND_SPAN_NAME = "admin.command"
 
 
@@ -39,11 +45,25 @@ def build_parser() -> argparse.ArgumentParser:
     add = commands.add_parser("add", help="add a sender: the mailbox an app_tag sends from")
     add.add_argument("-tag", "--tag", required=True, help="the application's app_tag")
     add.add_argument("-email", "--email", required=True, help="the mailbox address it sends from")
+    add.add_argument("-name", "--name", default=None, help="display name of the sender in sent mail")
+    add.add_argument("--json", action="store_true", help="print the sender and its api_key as a JSON object")
 
-    commands.add_parser("list", help="list the senders")
+    commands.add_parser("list", help="list the senders, whether each is enabled and when its key was created")
 
-    delete = commands.add_parser("delete", help="delete the sender of an app_tag")
-    delete.add_argument("-tag", "--tag", required=True, help="the application's app_tag")
+    for name, text in (("delete", "delete the sender of an app_tag and its API keys"),
+                       ("disable", "reject the mail of an app_tag with 403 until it is enabled"),
+                       ("enable", "accept the mail of a disabled app_tag again")):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("-tag", "--tag", required=True, help="the application's app_tag")
+
+    keys = commands.add_parser("keys", help="manage API keys")
+    key_commands = keys.add_subparsers(dest="key_command", required=True)
+    rotate = key_commands.add_parser("rotate", help="issue a new API key for an app_tag and retire the old one")
+    rotate.add_argument("-tag", "--tag", required=True, help="the application's app_tag")
+    rotate.add_argument("--grace-seconds", default=str(DEFAULT_KEY_GRACE_SECONDS),
+                        help="seconds the previous key keeps working (default 0: it stops at once; "
+                             f"at most {MAX_KEY_GRACE_SECONDS})")
+    rotate.add_argument("--json", action="store_true", help="print the new api_key as a JSON object")
     return parser
 
 
@@ -71,33 +91,70 @@ def run_command(args: argparse.Namespace, db: Database, language: str) -> str:
     if args.command == "init":
         return translate("cli_schema_applied", language, version=migrate(db))
 
-    store = SenderStore(db)
+    admin = SenderAdmin(db)
     if args.command == "add":
-        return add_sender(store, args.tag, args.email, language)
+        return add_sender(admin, args, language)
     if args.command == "delete":
-        store.delete(args.tag)
+        admin.delete(args.tag)
         return translate("cli_sender_deleted", language, app_tag=args.tag)
-    return format_senders(store, language)
+    if args.command in ("enable", "disable"):
+        enabled = args.command == "enable"
+        admin.set_enabled(args.tag, enabled)
+        return translate("cli_sender_enabled" if enabled else "cli_sender_disabled", language, app_tag=args.tag)
+    if args.command == "keys":
+        return rotate_key(admin, args, language)
+    return format_senders(admin, language)
 
 
-def add_sender(store: SenderStore, app_tag: str, email: str, language: str) -> str:
-    if not APP_TAG_PATTERN.match(app_tag):
-        raise InvalidArgument(translate("cli_invalid_tag", language, app_tag=app_tag))
+def add_sender(admin: SenderAdmin, args: argparse.Namespace, language: str) -> str:
+    if not APP_TAG_PATTERN.match(args.tag):
+        raise InvalidArgument(translate("cli_invalid_tag", language, app_tag=args.tag))
     try:
-        validate.Email()(email)
+        validate.Email()(args.email)
     except ValidationError as exc:
-        raise InvalidArgument(translate("cli_invalid_email", language, email=email)) from exc
+        raise InvalidArgument(translate("cli_invalid_email", language, email=args.email)) from exc
 
-    sender = store.add(app_tag, email)
-    return translate("cli_sender_added", language, app_tag=sender.app_tag, mailbox=sender.mailbox)
+    created = admin.create(args.tag, args.email, args.name)
+    if args.json:
+        return json.dumps(created_json(created), ensure_ascii=False)
+    sender, key = created.sender, created.key
+    return "\n".join([translate("cli_sender_added", language, app_tag=sender.app_tag, mailbox=sender.mailbox),
+                      translate("cli_api_key_issued", language, app_tag=sender.app_tag, api_key=key.api_key)])
 
 
-def format_senders(store: SenderStore, language: str) -> str:
-    senders = store.list()
+def rotate_key(admin: SenderAdmin, args: argparse.Namespace, language: str) -> str:
+    grace = args.grace_seconds
+    if not (grace.isascii() and grace.isdigit()) or int(grace) > MAX_KEY_GRACE_SECONDS:
+        raise InvalidArgument(translate("cli_invalid_grace", language, value=grace, max=MAX_KEY_GRACE_SECONDS))
+
+    rotation = admin.rotate_key(args.tag, int(grace))
+    if args.json:
+        return json.dumps(rotation_json(rotation), ensure_ascii=False)
+    lines = [translate("cli_api_key_issued", language, app_tag=args.tag, api_key=rotation.issued.api_key)]
+    if rotation.previous_expire_at is not None and int(grace) > 0:
+        expires_at = _format_time(rotation.previous_expire_at, seconds=True)
+        lines.append(translate("cli_previous_keys_expire", language, app_tag=args.tag, expires_at=expires_at))
+    elif rotation.previous_expire_at is not None:
+        lines.append(translate("cli_previous_keys_revoked", language, app_tag=args.tag))
+    return "\n".join(lines)
+
+
+def format_senders(admin: SenderAdmin, language: str) -> str:
+    senders = admin.list()
     if not senders:
         return translate("cli_no_senders", language)
 
     header = translate("cli_list_header", language).split("|")
-    rows = [header] + [[s.app_tag, s.mailbox, s.created_at.strftime("%Y-%m-%d %H:%M UTC")] for s in senders]
+    rows = [header]
+    for sender in senders:
+        enabled = translate("cli_yes" if sender.enabled else "cli_no", language)
+        key_created = (_format_time(sender.key_created_at) if sender.key_created_at is not None
+                       else translate("cli_no_key", language, app_tag=sender.app_tag))
+        rows.append([sender.app_tag, sender.mailbox, enabled, key_created, _format_time(sender.created_at)])
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
+
+
+def _format_time(moment: datetime, seconds: bool = False) -> str:
+    utc = moment.astimezone(timezone.utc)
+    return utc.strftime("%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC")

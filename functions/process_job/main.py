@@ -96,10 +96,13 @@ def _send(job: Job, attempt: int) -> Outcome:
     if sender is None:
         logger.info("Job failed: no sender is configured for app_tag %s any more", job.app_tag)
         return Outcome.failed(f"No sender is configured for app_tag {job.app_tag!r}.")
+    if not sender.enabled:
+        logger.info("Job failed: the sender of app_tag %s is disabled", job.app_tag)
+        return Outcome.failed(f"The sender of app_tag {job.app_tag!r} is disabled.")
 
     logger.debug("Sending from %s to %s (attempt %d)", mask_address(sender.mailbox),
                  mask_addresses(mail["recipients"]), attempt)
-    path = deliver(svc.graph, svc.attachments, sender.mailbox, mail)
+    path = deliver(svc.graph, svc.attachments, sender.mailbox, mail, sender.display_name)
 
     logger.info("Job sent from %s to %d recipients via %s (attempt %d)", mask_address(sender.mailbox),
                 recipient_count(mail), path.value, attempt)

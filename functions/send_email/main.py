@@ -1,4 +1,4 @@
-"""HTTP ingest: validate a mail, store it as a job in JetStream, return 202 with the job id.
+"""HTTP ingest: check the API key, validate a mail, store it as a job in JetStream, return 202.
 
 Run: ``functions-framework --target send_email --source functions/send_email/main.py --port 8080``
 """
@@ -11,9 +11,11 @@ from functools import lru_cache
 import flask
 import functions_framework
 
+from common.apikeys import ApiKeyStore
 from common.attachments import AttachmentStore, ensure_object_store, object_names
+from common.auth import SendAuthorizer
 from common.db import Database
-from common.errors import ServiceError, UnknownAppTag
+from common.errors import ServiceError
 from common.health import database_check, health_response, publisher_check
 from common.http import (apply_server_defaults, error_response, internal_error_response, json_response,
                          method_not_allowed_response, not_found_response, read_json_object,
@@ -22,6 +24,7 @@ from common.jobs import Job, JobStatus
 from common.limits import check_limits
 from common.logs import job_context, mask_addresses
 from common.metrics import Metric, get_metrics
+from common.openapi import OPENAPI_PATH, SEND_EMAIL_DOCUMENT, openapi_response
 from common.queue import MSG_ID_HEADER, JetStreamPublisher
 from common.schemas import load_send_request
 from common.senders import SenderCache, SenderStore
@@ -34,13 +37,17 @@ SEND_PATH = "/send-email"
 
 apply_server_defaults()
 configure_entry_point(SERVICE_API, get_settings().log_level)
+if get_settings().allow_keyless_send:
+    logger.warning("ALLOW_KEYLESS_SEND is on: send requests without an API key are accepted. "
+                   "Turn it off once every client sends its key.")
 
 
 class Services:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.db = Database(settings.db_dsn)
-        self.senders = SenderCache(SenderStore(self.db), settings.sender_cache_ttl_seconds)
+        self.senders = SenderCache(SenderStore(self.db), settings.sender_cache_ttl_seconds, ApiKeyStore(self.db))
+        self.auth = SendAuthorizer(self.senders, settings.allow_keyless_send)
         self.publisher = JetStreamPublisher(settings, name="email-api", setup=[ensure_object_store])
         self.attachments = AttachmentStore(settings, self.publisher)
         timeout = get_observability_settings().health_check_timeout_seconds
@@ -60,6 +67,8 @@ def send_email(request: flask.Request) -> flask.Response:
         return health
 
     language = request_language(request)
+    if request.path == OPENAPI_PATH and request.method == "GET":
+        return openapi_response(SEND_EMAIL_DOCUMENT)
     if request.path.rstrip("/") != SEND_PATH:
         return not_found_response(request, language)
     if request.method != "POST":
@@ -76,12 +85,17 @@ def send_email(request: flask.Request) -> flask.Response:
 
 
 def accept(request: flask.Request, language: str) -> Job:
-    """Validate the request and store its job in JetStream; raise ServiceError when it is not accepted."""
+    """Authorize and validate the request and store its job; raise ServiceError when it is not accepted."""
     svc = services()
-    mail = load_send_request(read_json_object(request, svc.settings.max_request_body_bytes), language)
+    key = svc.auth.authenticate(request.headers)
+
+    payload = read_json_object(request, svc.settings.max_request_body_bytes)
+    if key is not None:
+        payload = svc.auth.bind_app_tag(payload, key)
+    mail = load_send_request(payload, language)
     check_limits(mail, svc.settings, language)
-    if svc.senders.get(mail["app_tag"]) is None:
-        raise UnknownAppTag(f"No sender for app_tag {mail['app_tag']!r}.", app_tag=mail["app_tag"])
+    if key is None:
+        svc.auth.admit_keyless(mail["app_tag"], client=request.remote_addr or "-")
 
     job = Job.new(mail)
     with job_context(job.job_id, job.app_tag):

@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 
 from common import settings
+from devstack.admin_token import AdminToken, TokenOrigin
 from devstack.environment import child_environment, user_environment, uses_sandbox
-from devstack.stack import (Child, Output, ProcessSpec, StackError, admin_defined, check_ports_free,
-                            format_prefix, port_in_use, process_specs, pump_lines, stop_children)
+from devstack.stack import (ADMIN_SOURCE, Child, Output, ProcessSpec, Stack, StackError, admin_defined,
+                            check_ports_free, format_prefix, port_in_use, process_specs, pump_lines,
+                            stop_children, summary_lines)
 
 
 def pumped(data: bytes, prefix: str = "worker   | ") -> tuple[list[str], list[str]]:
@@ -149,6 +151,10 @@ def test_admin_defined_false_without_file(tmp_path: Path) -> None:
     assert not admin_defined(tmp_path / "missing.py")
 
 
+def test_admin_function_of_repo_is_detected() -> None:
+    assert admin_defined(ADMIN_SOURCE)
+
+
 def test_process_specs_full_stack(tmp_path: Path) -> None:
     specs = process_specs(use_sandbox=True, with_admin=True, sandbox_dir=tmp_path)
 
@@ -273,3 +279,43 @@ def test_child_unknown_command_names_process() -> None:
 
     with pytest.raises(StackError, match="ingest: command 'no-such-command-here' not found"):
         Child(spec, {"PATH": "/nonexistent"}, Output(io.StringIO()), "")
+
+
+# --- admin token and summary ---------------------------------------------------------------------
+
+SUMMARY_ENV = {"NATS_URL": "nats://127.0.0.1:4222", "DB_DSN": "postgresql://postgres@127.0.0.1:5432/mailservice"}
+
+
+def test_only_admin_child_gets_admin_token(tmp_path: Path) -> None:
+    stack = Stack(Output(io.StringIO()), environ={"PATH": "/usr/bin"}, data_dir=tmp_path)
+    stack._provide_admin_token()
+    admin, ingest = ProcessSpec("admin", ["x"]), ProcessSpec("ingest", ["x"])
+
+    assert stack._child_environment(admin)["ADMIN_TOKEN"] == (tmp_path / "admin-token").read_text().strip()
+    assert "ADMIN_TOKEN" not in stack._child_environment(ingest)
+
+
+def test_generated_admin_token_is_printed_once(tmp_path: Path) -> None:
+    stream = io.StringIO()
+    Stack(Output(stream), environ={"PATH": "/usr/bin"}, data_dir=tmp_path)._provide_admin_token()
+    Stack(Output(stream), environ={"PATH": "/usr/bin"}, data_dir=tmp_path)._provide_admin_token()
+    token = (tmp_path / "admin-token").read_text().strip()
+
+    assert stream.getvalue().count(token) == 1
+
+
+def test_summary_shows_admin_url_and_curl_without_token(tmp_path: Path) -> None:
+    token = AdminToken("secret-admin-token-0123456789", TokenOrigin.FILE, tmp_path / "admin-token")
+
+    text = "\n".join(summary_lines(SUMMARY_ENV, True, True, tmp_path, [], token))
+
+    assert "http://127.0.0.1:8081/senders" in text
+    assert 'curl -H "Authorization: Bearer $ADMIN_TOKEN" http://127.0.0.1:8081/senders' in text
+    assert f"ADMIN_TOKEN=$(cat {tmp_path / 'admin-token'})" in text
+    assert token.value not in text
+
+
+def test_summary_without_admin_omits_admin_lines(tmp_path: Path) -> None:
+    text = "\n".join(summary_lines(SUMMARY_ENV, True, False, tmp_path, []))
+
+    assert "8081" not in text

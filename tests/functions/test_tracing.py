@@ -29,7 +29,8 @@ import requests
 from common.settings import (ENV_NATS_CONSUMER, ENV_NATS_STREAM, ENV_NATS_SUBJECT_PREFIX, ENV_NATS_URL,
                              SERVICE_API, SERVICE_WORKER)
 from scripts.trace_table import markdown_table, table_rows
-from tests.conftest import Process, free_port, spawn, wait_for_log, wait_for_port
+from common.apikeys import ApiKeyStore
+from tests.conftest import API_KEYS, Process, auth_for, free_port, spawn, wait_for_log, wait_for_port
 
 pytestmark = pytest.mark.integration
 
@@ -139,7 +140,7 @@ def traced(service_env: dict[str, str], database, sandbox, test_agent: ApmTestAg
 def sent_mail(traced: TracedStack, sender, sandbox) -> dict[str, Any]:
     """Send one mail through the traced stack; return its app_tag, mailbox and job id once it arrived."""
     app_tag, mailbox = sender()
-    response = requests.post(f"{traced.ingest_url}/send-email", timeout=10, json={
+    response = requests.post(f"{traced.ingest_url}/send-email", timeout=10, headers=auth_for(app_tag), json={
         "recipients": [RECIPIENT], "cc_recipients": [CC_RECIPIENT], "subject": "Trace",
         "body_content": BODY_TEXT, "app_tag": app_tag})
     assert response.status_code == 202, response.text
@@ -157,6 +158,7 @@ def sender(database):
         app_tag, mailbox = f"trace-{suffix}", f"absender-{suffix}@example.com"
         database.run("INSERT INTO senders (app_tag, mailbox) VALUES (:t, :m)", t=app_tag, m=mailbox)
         created.append(app_tag)
+        API_KEYS[app_tag] = ApiKeyStore(database).issue(app_tag).api_key
         return app_tag, mailbox
 
     yield add
@@ -229,8 +231,9 @@ def test_process_span_belongs_to_email_worker(mail_trace):
 def test_sender_lookup_query_is_child_of_process_span(mail_trace):
     [process] = find(mail_trace, name="nats.process")
     queries = [span for span in find(mail_trace, service="postgres") if span["parent_id"] == process["span_id"]]
-    assert [span["resource"] for span in queries] == [
-        "SELECT app_tag, mailbox, created_at FROM senders WHERE app_tag = $1"]
+    [query] = queries
+    # The statement as prepared: pg8000 numbers the parameters, so no value reaches the span.
+    assert query["resource"].endswith("FROM senders s WHERE s.app_tag = $1")
 
 
 def test_query_span_names_host_and_database(mail_trace, traced):
@@ -418,7 +421,7 @@ def test_unreachable_agent_leaves_mail_flowing_without_repeated_errors(service_e
     try:
         app_tag, mailbox = sender()
         for number in range(MAILS_WITHOUT_AGENT):
-            response = requests.post(f"{ingest_url}/send-email", timeout=10, json={
+            response = requests.post(f"{ingest_url}/send-email", timeout=10, headers=auth_for(app_tag), json={
                 "recipients": ["a@example.com"], "subject": str(number), "app_tag": app_tag})
             assert response.status_code == 202
             time.sleep(0.3)  # longer than the writer interval, so each mail is a failed send of its own
@@ -438,7 +441,7 @@ def test_unreachable_agent_leaves_mail_flowing_without_repeated_errors(service_e
 
 def test_tracing_off_logs_text_and_nothing_from_ddtrace(ingest, worker, sandbox, sender):
     app_tag, mailbox = sender()
-    response = requests.post(f"{ingest}/send-email", timeout=10,
+    response = requests.post(f"{ingest}/send-email", timeout=10, headers=auth_for(app_tag),
                              json={"recipients": ["a@example.com"], "subject": "off", "app_tag": app_tag})
     assert response.status_code == 202
     assert sandbox.wait_for_messages(mailbox)

@@ -1,11 +1,14 @@
 """The admin CLI as an operator runs it: a subprocess against the test database."""
 
+import hashlib
+import json
 import os
 import subprocess
 import sys
 import uuid
 
 import pytest
+import requests
 
 pytestmark = pytest.mark.integration
 
@@ -86,3 +89,96 @@ def test_unreachable_database_is_reported(cli, service_env):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert "database is unavailable" in result.stderr
+
+
+# --- API keys, enable and disable ----------------------------------------------------------------
+
+
+def test_add_prints_api_key(cli, tag):
+    result = cli("add", "-tag", tag, "-email", f"{tag}@example.com")
+    assert "msk_" in result.stdout.splitlines()[-1]
+    cli("delete", "-tag", tag)
+
+
+def test_add_json_prints_usable_api_key(cli, tag, ingest):
+    result = cli("add", "-tag", tag, "-email", f"{tag}@example.com", "--json")
+    created = json.loads(result.stdout)
+    response = requests.post(f"{ingest}/send-email", json={"recipients": ["a@example.com"], "app_tag": tag},
+                             headers={"Authorization": f"Bearer {created['api_key']}"}, timeout=10)
+    assert response.status_code == 202
+    cli("delete", "-tag", tag)
+
+
+def test_add_stores_only_the_hash(cli, tag, database):
+    api_key = json.loads(cli("add", "-tag", tag, "-email", "x@example.com", "--json").stdout)["api_key"]
+    [[key_hash]] = database.run("SELECT key_hash FROM api_keys WHERE app_tag = :t", t=tag)
+    assert bytes(key_hash) == hashlib.sha256(api_key.encode()).digest()
+    cli("delete", "-tag", tag)
+
+
+def test_list_shows_state_not_key(cli, tag):
+    api_key = json.loads(cli("add", "-tag", tag, "-email", "x@example.com", "--json").stdout)["api_key"]
+    cli("disable", "-tag", tag)
+    output = cli("list").stdout
+    [row] = [line for line in output.splitlines() if line.startswith(tag)]
+    assert row.split()[2] == "no"
+    assert row.split()[3].startswith("20")
+    assert api_key not in output
+    assert "KEY CREATED" in output.splitlines()[0]
+    cli("delete", "-tag", tag)
+
+
+def test_disable_then_enable(cli, tag, database):
+    cli("add", "-tag", tag, "-email", "x@example.com")
+    assert cli("disable", "-tag", tag).stdout.startswith("Sender disabled")
+    assert cli("enable", "-tag", tag).stdout.startswith("Sender enabled")
+    [[enabled]] = database.run("SELECT enabled FROM senders WHERE app_tag = :t", t=tag)
+    assert enabled is True
+    cli("delete", "-tag", tag)
+
+
+def test_disable_unknown_tag_fails(cli):
+    assert cli("disable", "-tag", "gibt-es-nicht").returncode == 1
+
+
+def test_keys_rotate_invalidates_old_key(cli, tag, database):
+    old = json.loads(cli("add", "-tag", tag, "-email", "x@example.com", "--json").stdout)
+    result = cli("keys", "rotate", "-tag", tag)
+    assert "msk_" in result.stdout
+    assert "no longer work" in result.stdout
+    assert database.run("SELECT 1 FROM api_keys WHERE key_id = :k", k=old["key_id"]) == []
+    cli("delete", "-tag", tag)
+
+
+def test_keys_rotate_with_grace_names_expiry(cli, tag):
+    cli("add", "-tag", tag, "-email", "x@example.com")
+    result = cli("keys", "rotate", "-tag", tag, "--grace-seconds", "3600")
+    assert "work until" in result.stdout
+    cli("delete", "-tag", tag)
+
+
+def test_keys_rotate_json_prints_new_key(cli, tag):
+    old = json.loads(cli("add", "-tag", tag, "-email", "x@example.com", "--json").stdout)["api_key"]
+    rotated = json.loads(cli("keys", "rotate", "-tag", tag, "--json").stdout)
+    assert rotated["api_key"] != old
+    cli("delete", "-tag", tag)
+
+
+@pytest.mark.parametrize("grace", ["-1", "abc", "2592001", "²"])
+def test_keys_rotate_rejects_invalid_grace(cli, tag, grace):
+    cli("add", "-tag", tag, "-email", "x@example.com")
+    result = cli("keys", "rotate", "-tag", tag, "--grace-seconds", grace)
+    assert result.returncode == 1
+    cli("delete", "-tag", tag)
+
+
+def test_keys_rotate_unknown_tag_fails(cli):
+    result = cli("keys", "rotate", "-tag", "gibt-es-nicht")
+    assert result.returncode == 1
+    assert "No sender" in result.stderr
+
+
+def test_add_key_text_is_german_under_german_locale(cli, tag):
+    result = cli("add", "-tag", tag, "-email", "x@example.com", lang="de_DE.UTF-8")
+    assert "API-Schlüssel von" in result.stdout
+    cli("delete", "-tag", tag)

@@ -70,9 +70,10 @@ def test_two_workers_share_the_jobs(service_env, worker, sender, ingest, sandbox
                    log_dir)
     try:
         assert wait_until(lambda: "Consuming" in second.log())
-        app_tag, mailbox = sender()
+        added = sender()
+        app_tag, mailbox = added
         for number in range(40):
-            requests.post(f"{ingest}/send-email", timeout=10,
+            requests.post(f"{ingest}/send-email", timeout=10, headers=added.auth,
                           json={"recipients": ["a@example.com"], "subject": str(number), "app_tag": app_tag})
         assert len(sandbox.wait_for_messages(mailbox, 40)) == 40
         assert "Job sent" in second.log()

@@ -52,6 +52,23 @@ def test_removed_sender_is_logged_with_job_id(sender, database, caplog):
     assert any(record.job_id == job.job_id for record in caplog.records)
 
 
+def test_disabled_sender_fails_the_job(sandbox, sender, database):
+    app_tag, mailbox = sender(enabled=False)
+
+    outcome = handler.process_job(job_for(app_tag).to_bytes())
+    assert outcome.status is JobStatus.FAILED
+    assert sandbox.messages(mailbox) == []
+
+
+def test_display_name_is_the_from_name(sandbox, sender, database):
+    app_tag, mailbox = sender()
+    database.run("UPDATE senders SET display_name = 'Rechnungsstelle' WHERE app_tag = :t", t=app_tag)
+
+    handler.process_job(job_for(app_tag).to_bytes())
+    [captured] = sandbox.messages(mailbox)
+    assert captured["message"]["from"] == {"emailAddress": {"address": mailbox, "name": "Rechnungsstelle"}}
+
+
 def test_unparseable_message_is_terminated():
     outcome = handler.process_job(b"\x00garbage")
     assert outcome.action is Action.TERMINATE

@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from common import settings as settings_module
+from tests.conftest import auth_for
 
 pytestmark = pytest.mark.integration
 
@@ -21,6 +22,7 @@ LOGO = b"\x89PNG\r\n\x1a\n" + os.urandom(2000)
 
 
 def post(ingest, payload, **headers):
+    headers = {**auth_for(payload.get("app_tag")), **headers}
     return requests.post(f"{ingest}/send-email", json=payload, headers=headers, timeout=LARGE_TIMEOUT_SECONDS)
 
 

@@ -18,7 +18,7 @@ import requests
 from nats.js.api import ObjectStoreConfig, StorageType
 
 from common import settings as settings_module
-from tests.conftest import free_port, spawn, wait_for_port
+from tests.conftest import auth_for, free_port, spawn, wait_for_port
 
 pytestmark = pytest.mark.integration
 
@@ -31,6 +31,7 @@ LIMITED_BUCKET_BYTES = 3 * MIB
 
 
 def post(base_url, payload, **headers):
+    headers = {**auth_for(payload.get("app_tag")), **headers}
     return requests.post(f"{base_url}/send-email", json=payload, headers=headers, timeout=60)
 
 
@@ -122,7 +123,7 @@ def padded_body(app_tag, size):
 @pytest.mark.parametrize(("size", "status"), [(LIMITED_BODY_BYTES, 202), (LIMITED_BODY_BYTES + 1, 413)])
 def test_body_limit_boundary(limited, app_tag, size, status):
     response = requests.post(f"{limited['base_url']}/send-email", data=padded_body(app_tag, size), timeout=60,
-                             headers={"Content-Type": "application/json"})
+                             headers={"Content-Type": "application/json", **auth_for(app_tag)})
 
     assert response.status_code == status
 
@@ -133,16 +134,17 @@ def test_chunked_body_limit_boundary(limited, app_tag, size, status):
     chunks = (body[start:start + MIB] for start in range(0, len(body), MIB))
 
     response = requests.post(f"{limited['base_url']}/send-email", data=chunks, timeout=60,
-                             headers={"Content-Type": "application/json"})
+                             headers={"Content-Type": "application/json", **auth_for(app_tag)})
 
     assert response.status_code == status
 
 
-def test_announced_large_body_is_413_unread(limited):
+def test_announced_large_body_is_413_unread(limited, app_tag):
     connection = http.client.HTTPConnection("127.0.0.1", limited["port"], timeout=10)
     # Announces a body one byte over the limit but sends none, so only a check before reading can respond.
     connection.putrequest("POST", "/send-email")
     connection.putheader("Content-Type", "application/json")
+    connection.putheader("Authorization", auth_for(app_tag)["Authorization"])
     connection.putheader("Content-Length", str(LIMITED_BODY_BYTES + 1))
     connection.endheaders()
 
@@ -153,11 +155,12 @@ def test_announced_large_body_is_413_unread(limited):
     assert body["limit_bytes"] == LIMITED_BODY_BYTES
 
 
-def test_chunked_body_over_limit_is_413(limited):
+def test_chunked_body_over_limit_is_413(limited, app_tag):
     connection = http.client.HTTPConnection("127.0.0.1", limited["port"], timeout=10)
     chunk = b" " * (256 * 1024)
     connection.putrequest("POST", "/send-email")
     connection.putheader("Content-Type", "application/json")
+    connection.putheader("Authorization", auth_for(app_tag)["Authorization"])
     connection.putheader("Transfer-Encoding", "chunked")
     connection.endheaders()
     try:

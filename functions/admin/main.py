@@ -1,0 +1,124 @@
+"""Admin HTTP API: sender CRUD and API key rotation, behind the admin token.
+
+Run: ``ADMIN_TOKEN=... functions-framework --target admin --source functions/admin/main.py --port 8081``
+
+Every endpoint except GET /openapi.json needs ``Authorization: Bearer <ADMIN_TOKEN>``. Without
+ADMIN_TOKEN the function does not start.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from functools import lru_cache
+
+import flask
+import functions_framework
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.routing import Map, Rule
+
+from common.auth import check_admin_token, require_admin_token
+from common.db import Database
+from common.errors import ConfigurationError, ServiceError
+from common.http import (apply_server_defaults, error_response, internal_error_response, json_response,
+                         method_not_allowed_response, not_found_response, read_json_object,
+                         request_language)
+from common.logs import configure_logging
+from common.openapi import ADMIN_DOCUMENT, OPENAPI_PATH, openapi_response
+from common.sender_admin import SenderAdmin, created_json, rotation_json, sender_json
+from common.sender_schemas import (key_rotation_schema, load_admin_request, sender_create_schema,
+                                   sender_update_schema)
+from common.settings import get_settings
+
+logger = logging.getLogger(__name__)
+
+apply_server_defaults()
+configure_logging(get_settings().log_level)
+try:
+    ADMIN_TOKEN = require_admin_token(get_settings())
+except ConfigurationError as exc:
+    # functions-framework imports this module before it listens, so the process exits with this message.
+    raise SystemExit(f"admin: {exc}") from exc
+
+URL_MAP = Map([
+    Rule("/senders", endpoint="list_senders", methods=["GET"]),
+    Rule("/senders", endpoint="create_sender", methods=["POST"]),
+    Rule("/senders/<app_tag>", endpoint="get_sender", methods=["GET"]),
+    Rule("/senders/<app_tag>", endpoint="update_sender", methods=["PATCH"]),
+    Rule("/senders/<app_tag>", endpoint="delete_sender", methods=["DELETE"]),
+    Rule("/senders/<app_tag>/keys/rotate", endpoint="rotate_key", methods=["POST"]),
+], strict_slashes=False)
+
+
+@lru_cache(maxsize=1)
+def sender_admin() -> SenderAdmin:
+    return SenderAdmin(Database(get_settings().db_dsn))
+
+
+@functions_framework.http
+def admin(request: flask.Request) -> flask.Response:
+    language = request_language(request)
+    if request.path == OPENAPI_PATH and request.method == "GET":
+        return openapi_response(ADMIN_DOCUMENT)
+
+    try:
+        check_admin_token(request.headers, ADMIN_TOKEN)
+        endpoint, arguments = URL_MAP.bind_to_environ(request.environ).match()
+    except ServiceError as exc:
+        return error_response(exc, language)
+    except NotFound:
+        return not_found_response(request, language, "admin_not_found")
+    except MethodNotAllowed as exc:
+        return method_not_allowed_response(request, language, ", ".join(sorted(exc.valid_methods or [])))
+
+    try:
+        return HANDLERS[endpoint](request, language, **arguments)
+    except ServiceError as exc:
+        return error_response(exc, language)
+    except Exception:  # noqa: BLE001 - answer JSON, never functions-framework's HTML page
+        return internal_error_response(language)
+
+
+def list_senders(request: flask.Request, language: str) -> flask.Response:
+    return json_response({"senders": [sender_json(sender) for sender in sender_admin().list()]}, 200)
+
+
+def create_sender(request: flask.Request, language: str) -> flask.Response:
+    fields = load_admin_request(sender_create_schema(language), read_json_object(request))
+    created = sender_admin().create(fields["app_tag"], fields["mailbox"], fields.get("display_name"),
+                                    fields.get("enabled", True))
+
+    return json_response(created_json(created), 201, {"Location": f"/senders/{created.sender.app_tag}"})
+
+
+def get_sender(request: flask.Request, language: str, app_tag: str) -> flask.Response:
+    return json_response(sender_json(sender_admin().get(app_tag)), 200)
+
+
+def update_sender(request: flask.Request, language: str, app_tag: str) -> flask.Response:
+    changes = load_admin_request(sender_update_schema(language), read_json_object(request))
+    return json_response(sender_json(sender_admin().update(app_tag, changes)), 200)
+
+
+def delete_sender(request: flask.Request, language: str, app_tag: str) -> flask.Response:
+    sender_admin().delete(app_tag)
+    return flask.Response(status=204)
+
+
+def rotate_key(request: flask.Request, language: str, app_tag: str) -> flask.Response:
+    # The body is optional: no body means no grace period.
+    payload = read_json_object(request) if request.get_data(cache=True) else {}
+    fields = load_admin_request(key_rotation_schema(language), payload)
+    rotation = sender_admin().rotate_key(app_tag, fields["grace_seconds"])
+
+    return json_response(rotation_json(rotation), 201)
+
+
+HANDLERS: dict[str, Callable[..., flask.Response]] = {
+    "list_senders": list_senders,
+    "create_sender": create_sender,
+    "get_sender": get_sender,
+    "update_sender": update_sender,
+    "delete_sender": delete_sender,
+    "rotate_key": rotate_key,
+}
