@@ -29,6 +29,7 @@ import requests
 
 from common import settings
 from common.db import Database, migrate
+from common.apikeys import ApiKeyStore
 from common.jobs import Job
 from devstack.servers import ensure_nats, ensure_postgres
 
@@ -92,20 +93,22 @@ def function_command(target: str, source: str, port: int) -> list[str]:
             "--port", str(port), "--host", "127.0.0.1"]
 
 
-def load(url: str, seconds: float, connections: int, body_path: Path) -> dict[str, float]:
+def load(url: str, seconds: float, connections: int, body_path: Path, api_key: str) -> dict[str, float]:
     command = [sys.executable, "-m", "scripts.loadgen", "--url", url, "--body", str(body_path),
-               "--connections", str(connections), "--seconds", str(seconds)]
+               "--connections", str(connections), "--seconds", str(seconds),
+               "--header", f"Authorization: Bearer {api_key}"]
     result = subprocess.run(command, cwd=settings.REPO_ROOT, capture_output=True, text=True, check=True,
                             timeout=seconds + 60)
     return json.loads(result.stdout)
 
 
 def measure_http(target: str, source: str, env: dict[str, str], args: argparse.Namespace, work: Path,
-                 body_path: Path) -> dict[str, float]:
+                 body_path: Path, api_key: str) -> dict[str, float]:
     port = free_port()
+    url = f"http://127.0.0.1:{port}/send-email"
     with process(function_command(target, source, port), env, work / f"{target}.log", port):
-        load(f"http://127.0.0.1:{port}/send-email", 1.0, args.connections, body_path)  # warm-up
-        return load(f"http://127.0.0.1:{port}/send-email", args.seconds, args.connections, body_path)
+        load(url, 1.0, args.connections, body_path, api_key)  # warm-up
+        return load(url, args.seconds, args.connections, body_path, api_key)
 
 
 async def publish_jobs(env: dict[str, str], count: int) -> None:
@@ -174,7 +177,7 @@ def format_results(results: dict[str, dict[str, float]], args: argparse.Namespac
         f"| functions-framework baseline (202, no work) | {baseline['requests']:.0f} | "
         f"{baseline['requests_per_second']:,.0f} | {baseline['p50_ms']} | {baseline['p99_ms']} | "
         f"{baseline['non_2xx']:.0f} | {baseline['errors']:.0f} |",
-        f"| ingest POST /send-email (validate, sender, JetStream ack) | {ingest['requests']:.0f} | "
+        f"| ingest POST /send-email (API key, validation, JetStream ack) | {ingest['requests']:.0f} | "
         f"{ingest['requests_per_second']:,.0f} | {ingest['p50_ms']} | {ingest['p99_ms']} | "
         f"{ingest['non_2xx']:.0f} | {ingest['errors']:.0f} |",
         f"| worker drain, 1 process, queued jobs to sandbox 202 | {drain['jobs']:.0f} | "
@@ -191,7 +194,8 @@ def record(text: str) -> None:
     RESULTS_PATH.write_text(content[:start + len(RESULTS_START)] + "\n" + text + "\n" + content[end:])
 
 
-def prepare(work: Path) -> tuple[dict[str, str], subprocess.Popen | None]:
+def prepare(work: Path) -> tuple[dict[str, str], str]:
+    """Find or start the servers, add the bench sender; return the environment and its API key."""
     nats_url = os.environ.get(settings.ENV_NATS_URL, settings.DEFAULT_NATS_URL)
     dsn = os.environ.get(settings.ENV_DB_DSN, settings.DEFAULT_DB_DSN).rsplit("/", 1)[0] + "/" + BENCH_DATABASE
     data_dir = settings.LOCAL_DATA_DIR / "bench-servers"
@@ -203,6 +207,7 @@ def prepare(work: Path) -> tuple[dict[str, str], subprocess.Popen | None]:
     migrate(db)
     db.run("DELETE FROM senders WHERE app_tag = :t", t=BENCH_APP_TAG)
     db.run("INSERT INTO senders (app_tag, mailbox) VALUES (:t, :m)", t=BENCH_APP_TAG, m=BENCH_MAILBOX)
+    api_key = ApiKeyStore(db).issue(BENCH_APP_TAG).api_key
     db.close()
 
     suffix = uuid.uuid4().hex[:8]
@@ -214,7 +219,7 @@ def prepare(work: Path) -> tuple[dict[str, str], subprocess.Popen | None]:
         settings.ENV_NATS_SUBJECT_PREFIX: f"bench-{suffix}",
         settings.ENV_NATS_CONSUMER: f"bench-workers-{suffix}",
         settings.ENV_LOG_LEVEL: "WARNING",
-    }, None
+    }, api_key
 
 
 def main() -> int:
@@ -226,7 +231,7 @@ def main() -> int:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-", dir=settings.LOCAL_DATA_DIR if settings.LOCAL_DATA_DIR.exists() else None))
-    env, _ = prepare(work)
+    env, api_key = prepare(work)
     sandbox_port = free_port()
     sandbox_dir = work / "sandbox"
     env.update(settings.sandbox_environment(sandbox_dir, sandbox_port))
@@ -238,8 +243,10 @@ def main() -> int:
     results: dict[str, dict[str, float]] = {}
     try:
         with process(sandbox_command, env, work / "sandbox.log", sandbox_port):
-            results["baseline"] = measure_http("baseline", "scripts/bench_baseline.py", env, args, work, body_path)
-            results["ingest"] = measure_http("send_email", "functions/send_email/main.py", env, args, work, body_path)
+            results["baseline"] = measure_http("baseline", "scripts/bench_baseline.py", env, args, work,
+                                               body_path, api_key)
+            results["ingest"] = measure_http("send_email", "functions/send_email/main.py", env, args, work,
+                                             body_path, api_key)
             asyncio.run(delete_stream(env))
             results["drain"] = measure_drain(env, args.jobs, work, f"https://127.0.0.1:{sandbox_port}",
                                              sandbox_dir / settings.SANDBOX_CA_FILENAME)

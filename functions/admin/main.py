@@ -2,8 +2,8 @@
 
 Run: ``ADMIN_TOKEN=... functions-framework --target admin --source functions/admin/main.py --port 8081``
 
-Every endpoint except GET /openapi.json needs ``Authorization: Bearer <ADMIN_TOKEN>``. Without
-ADMIN_TOKEN the function does not start.
+Every endpoint except GET /openapi.json, /healthz and /readyz needs ``Authorization: Bearer
+<ADMIN_TOKEN>``. Without ADMIN_TOKEN the function does not start.
 """
 
 from __future__ import annotations
@@ -23,17 +23,18 @@ from common.errors import ConfigurationError, ServiceError
 from common.http import (apply_server_defaults, error_response, internal_error_response, json_response,
                          method_not_allowed_response, not_found_response, read_json_object,
                          request_language)
-from common.logs import configure_logging
+from common.health import database_check, health_response, nats_check
 from common.openapi import ADMIN_DOCUMENT, OPENAPI_PATH, openapi_response
 from common.sender_admin import SenderAdmin, created_json, rotation_json, sender_json
 from common.sender_schemas import (key_rotation_schema, load_admin_request, sender_create_schema,
                                    sender_update_schema)
-from common.settings import get_settings
+from common.settings import SERVICE_ADMIN, get_observability_settings, get_settings
+from common.tracing import configure_entry_point, name_request
 
 logger = logging.getLogger(__name__)
 
 apply_server_defaults()
-configure_logging(get_settings().log_level)
+configure_entry_point(SERVICE_ADMIN, get_settings().log_level)
 try:
     ADMIN_TOKEN = require_admin_token(get_settings())
 except ConfigurationError as exc:
@@ -48,15 +49,33 @@ URL_MAP = Map([
     Rule("/senders/<app_tag>", endpoint="delete_sender", methods=["DELETE"]),
     Rule("/senders/<app_tag>/keys/rotate", endpoint="rotate_key", methods=["POST"]),
 ], strict_slashes=False)
+# Span resources name the route, not the app_tag in the path.
+URL_MAP_PATTERNS = {rule.endpoint: rule.rule for rule in URL_MAP.iter_rules()}
+
+
+@lru_cache(maxsize=1)
+def database() -> Database:
+    return Database(get_settings().db_dsn)
 
 
 @lru_cache(maxsize=1)
 def sender_admin() -> SenderAdmin:
-    return SenderAdmin(Database(get_settings().db_dsn))
+    return SenderAdmin(database())
+
+
+@lru_cache(maxsize=1)
+def readiness_checks() -> dict[str, Callable[[], None]]:
+    # The admin function keeps no NATS connection; a ready stack still needs NATS for the senders it adds.
+    timeout = get_observability_settings().health_check_timeout_seconds
+    return {"nats": nats_check(get_settings().nats_url, timeout), "postgres": database_check(database())}
 
 
 @functions_framework.http
 def admin(request: flask.Request) -> flask.Response:
+    health = health_response(request, readiness_checks())
+    if health is not None:
+        return health
+
     language = request_language(request)
     if request.path == OPENAPI_PATH and request.method == "GET":
         return openapi_response(ADMIN_DOCUMENT)
@@ -71,6 +90,7 @@ def admin(request: flask.Request) -> flask.Response:
     except MethodNotAllowed as exc:
         return method_not_allowed_response(request, language, ", ".join(sorted(exc.valid_methods or [])))
 
+    name_request(f"{request.method} {URL_MAP_PATTERNS[endpoint]}")
     try:
         return HANDLERS[endpoint](request, language, **arguments)
     except ServiceError as exc:

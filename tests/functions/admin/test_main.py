@@ -265,3 +265,16 @@ def test_refuses_to_start_without_usable_token(service_env, token):
     assert result.returncode != 0
     assert "ADMIN_TOKEN" in result.stderr
 
+
+
+def test_healthz_needs_no_token(admin_api):
+    assert requests.get(f"{admin_api.url}/healthz", timeout=10).status_code == 200
+
+
+def test_readyz_reports_nats_and_postgres(admin_api):
+    body = requests.get(f"{admin_api.url}/readyz", timeout=10).json()
+    assert set(body["checks"]) == {"nats", "postgres"}
+
+
+def test_readyz_is_200_with_servers_up(admin_api):
+    assert requests.get(f"{admin_api.url}/readyz", timeout=10).status_code == 200
