@@ -32,31 +32,34 @@ logger = logging.getLogger(__name__)
 # Seconds between connect attempts while NATS is down; nats-py retries on its own after that.
 RECONNECT_WAIT_SECONDS = 1.0
 CONNECT_TIMEOUT_SECONDS = 2.0
-# Window in which JetStream drops a second publish with the same Nats-Msg-Id header.
-DUPLICATE_WINDOW_SECONDS = 120.0
 MSG_ID_HEADER = "Nats-Msg-Id"
 
 
 def stream_config(settings: Settings) -> StreamConfig:
     # Work-queue retention removes a job once the worker acked it; file storage keeps accepted jobs
-    # across a NATS restart.
+    # across a NATS restart. Within the duplicate window JetStream drops a second publish with the same
+    # Nats-Msg-Id, so it matches the window of Idempotency-Key.
     return StreamConfig(
         name=settings.nats_stream,
         subjects=[settings.job_subject],
         storage=StorageType.FILE,
         retention=RetentionPolicy.WORK_QUEUE,
-        duplicate_window=DUPLICATE_WINDOW_SECONDS,
+        duplicate_window=settings.idempotency_window_seconds,
     )
 
 
 async def ensure_stream(js: JetStreamContext, settings: Settings) -> None:
     """Create the job stream, or update it to the wanted configuration; safe to run in every process."""
-    config = stream_config(settings)
+    await ensure_stream_config(js, stream_config(settings))
+
+
+async def ensure_stream_config(js: JetStreamContext, config: StreamConfig) -> None:
+    """Create the stream, or update it to config."""
     try:
         await js.stream_info(config.name)
     except nats.js.errors.NotFoundError:
         await js.add_stream(config)
-        logger.info("Created JetStream stream %s for subject %s", config.name, settings.job_subject)
+        logger.info("Created JetStream stream %s for subjects %s", config.name, ", ".join(config.subjects or []))
         return
     await js.update_stream(config)
     logger.debug("JetStream stream %s is up to date", config.name)
