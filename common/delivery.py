@@ -41,7 +41,11 @@ CONCURRENT_CHANGE_DELAY_SECONDS = 5.0
 
 
 def internet_message_id(job_id: str, mailbox: str) -> str:
-    """Return the RFC 5322 Message-ID that the job's mail carries: <job id@sender's domain>."""
+    """Return the RFC 5322 Message-ID that the job's mail carries: <job id@sender's domain>.
+
+    NOTE: the sandbox keeps a preset internetMessageId; that Microsoft 365's sendMail keeps it too is
+    not confirmed (docs/delivery.md, "The windows that remain").
+    """
     domain = mailbox.rpartition("@")[2] or FALLBACK_MESSAGE_ID_DOMAIN
     return f"<{job_id}@{domain}>"
 
