@@ -1,4 +1,4 @@
-"""Delivering one job exactly once: the worker's decisions between the jobs table and Graph.
+"""Delivering one job once: the worker's decisions between the jobs table and Graph.
 
 Each delivery of a job's message reads its row first:
 
@@ -96,8 +96,8 @@ class Delivery:
         waited = record.seconds_since_attempt if record.seconds_since_attempt is not None else float("inf")
         settle = self._settings.graph_timeout_seconds + self._settings.sent_items_lag_seconds
         if waited < settle:
-            logger.info("Outcome of attempt %d is unknown; looking in Sent Items in %.1f s", record.attempts,
-                        settle - waited)
+            logger.warning("Outcome of attempt %d is unknown; looking in Sent Items in %.1f s",
+                           record.attempts, settle - waited)
             return Outcome.retry(settle - waited, "Waiting until Sent Items show the earlier attempt.")
 
         try:
@@ -110,7 +110,8 @@ class Delivery:
             logger.info("Job found in Sent Items of %s after attempt %d; not sending it again",
                         mask_address(record.mailbox), record.attempts)
             return Outcome.sent()
-        logger.info("Job not in Sent Items %.0f s after attempt %d; sending it again", waited, record.attempts)
+        logger.warning("Job not in Sent Items %.0f s after attempt %d; sending it again", waited,
+                       record.attempts)
         return None
 
     def _lookup_failed(self, job: Job, record: JobRecord, exc: GraphError) -> Outcome:
@@ -160,7 +161,7 @@ class Delivery:
                 break
             except DatabaseUnavailable as exc:
                 if try_number == RECORD_SENT_TRIES:
-                    # The row still says sending, so the next delivery finds the mail in Sent Items.
+                    # The row's status is still sending, so the next delivery finds the mail in Sent Items.
                     logger.warning("Job was sent but PostgreSQL is unavailable to record it (%s); the next "
                                    "delivery looks it up in Sent Items", exc)
                     return Outcome.retry(self._settings.sent_items_lag_seconds, "Sent; recording it failed.")

@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 USER_AGENT = "mailservice-o365/0.1"
 # Graph docs, "Microsoft Graph throttling guidance" and "Microsoft Graph error responses". A 401 reaches
-# error_from_response only after a retry with a new token; like a refused secret it needs an operator,
+# error_from_response only after a retry with a new token. Like a refused secret it needs an operator,
 # so the job waits (retries with backoff) instead of failing.
 TRANSIENT_STATUSES = frozenset({401, 429, 500, 502, 503, 504})
 # Statuses after which Graph may still have sent the mail: a gateway or server error can come after
@@ -185,7 +185,7 @@ class GraphClient:
         try:
             found = response.json()["value"]
         except (ValueError, KeyError, TypeError) as exc:
-            raise GraphError(f"Graph answered the Sent Items query with an unreadable body: {exc}",
+            raise GraphError(f"Graph returned an unreadable body for the Sent Items query: {exc}",
                              status_code=response.status_code, transient=True) from exc
         return bool(found)
 

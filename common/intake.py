@@ -1,9 +1,9 @@
 """Accepting a validated mail: record the job in PostgreSQL, then store it in JetStream.
 
 The jobs row exists before the publish, so GET /jobs/{id} finds every job whose id a client received.
-With an Idempotency-Key two guards work together: the primary key of idempotency_keys gives every
-request with that key the same job id, and the publish carries the job id as Nats-Msg-Id, so JetStream
-stores a job only once within its duplicate window, also when two requests publish it at the same time.
+With an Idempotency-Key two guards work together. The primary key of idempotency_keys gives every
+request with that key the same job id. The publish carries the job id as Nats-Msg-Id, so JetStream
+stores a job only once within its duplicate window, also when two requests publish it at once.
 """
 
 from __future__ import annotations
@@ -86,8 +86,7 @@ class Intake:
             # publishing. Publishing again is safe: JetStream drops a second message with the same
             # Nats-Msg-Id, and the worker's conditional status update stops a second send.
             self._publish_keeping_row(job)
-        logger.info("Idempotency-Key %r repeated; answering with the existing job (status %s)", key,
-                    status.value)
+        logger.info("Idempotency-Key %r repeated; returning the existing job (status %s)", key, status.value)
         return Accepted(job.job_id, status, replayed=True)
 
     def _publish(self, job: Job) -> None:

@@ -14,7 +14,7 @@ from common.errors import InvalidJobId, PoisonJob
 
 # Version of the queued JSON document; a worker terminates versions it does not know.
 JOB_FORMAT_VERSION = 1
-# Upper bound on an honoured Retry-After, against a broken header that asks for days.
+# Upper bound on an honoured Retry-After, against a broken header that requests days.
 MAX_RETRY_AFTER_SECONDS = 3600.0
 
 

@@ -35,8 +35,8 @@ Handler = Callable[[bytes, int], Outcome]
 # The consumer may have this many unacked jobs per worker process in flight or waiting for a thread.
 ACK_PENDING_PER_SLOT = 4
 # JetStream's max_deliver: unlimited. The handler ends a job after MAX_DELIVER send attempts, counted in
-# its row; deliveries that only waited (PostgreSQL down, a shutdown) do not count, so a JetStream limit
-# could stop delivering a job that was never given up.
+# its row. Deliveries that only waited (PostgreSQL down, a shutdown) do not count, so a JetStream limit
+# could stop delivering a job that the handler has not given up.
 UNLIMITED_DELIVERIES = -1
 # Settings of an existing durable consumer that ensure_consumer brings up to date.
 UPDATABLE_FIELDS = ("ack_wait", "max_deliver", "max_ack_pending")
@@ -182,8 +182,8 @@ class Consumer:
         except (asyncio.TimeoutError, nats.errors.Error) as exc:
             # The redelivery finds the job dead in its row and copies it again.
             delay = self._settings.retry_max_seconds
-            logger.warning("Could not copy message %s to the dead-letter stream (%s); retrying in %.0f s",
-                           _sequence(msg), exc or type(exc).__name__, delay)
+            logger.warning("Could not copy message %s (job %s) to the dead-letter stream (%s); retrying in "
+                           "%.0f s", _sequence(msg), token, exc or type(exc).__name__, delay)
             await msg.nak(delay=delay)
             return
         await msg.term()

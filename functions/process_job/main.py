@@ -1,8 +1,8 @@
 """The job processor: one queued job in, one outcome out.
 
 The NATS consumer shim (consumer.py) calls ``process_job`` in a worker thread and acks, naks,
-terminates or dead-letters the message according to the returned Outcome. The decisions that make a
-job go out exactly once are in common/delivery.py.
+terminates or dead-letters the message according to the returned Outcome. The decisions that keep a
+job from being sent twice are in common/delivery.py.
 """
 
 from __future__ import annotations

@@ -214,7 +214,7 @@ def test_removed_sender_fails_with_local_reason(delivery, jobs, sender, database
     assert (record.error.status, record.error.code) == (None, "sender_not_found")
 
 
-def test_unknown_outcome_found_in_sent_items_is_not_resent(delivery, jobs, faults, sender, database):
+def test_unknown_outcome_found_is_not_resent(delivery, jobs, faults, sender, database):
     app_tag, mailbox = sender()
     faults.add_fault(status=504, processed=True, count=1, mailbox=mailbox)
     job = new_job(app_tag)
@@ -229,7 +229,7 @@ def test_unknown_outcome_found_in_sent_items_is_not_resent(delivery, jobs, fault
     assert len(faults.messages(mailbox)) == 1
 
 
-def test_unknown_outcome_not_in_sent_items_is_sent_again(delivery, jobs, faults, sender, database):
+def test_unknown_outcome_missing_is_resent(delivery, jobs, faults, sender, database):
     app_tag, mailbox = sender()
     faults.add_fault(status=504, count=1, mailbox=mailbox)
     job = new_job(app_tag)
@@ -266,8 +266,7 @@ def test_503_outcome_is_known_not_sent(delivery, jobs, faults, sender):
     assert jobs.get(job.job_id).outcome_unknown is False
 
 
-def test_attempt_cut_short_in_sending_state_is_found_in_sent_items(delivery, jobs, sandbox, sender, settings,
-                                                                   database):
+def test_interrupted_attempt_found_in_sent_items(delivery, jobs, sandbox, sender, settings, database):
     app_tag, mailbox = sender()
     job = new_job(app_tag)
     record = jobs.ensure(job, 1)

@@ -14,7 +14,7 @@ SETTLE_SECONDS = 40
 
 def test_kill_after_graph_took_the_request_sends_once(stack):
     app_tag, mailbox = stack.add_sender()
-    # Graph holds each request 3 s and then stores the mail, whether or not the worker still waits.
+    # Graph delays each request by 3 s and then stores the mail, whether or not the worker still waits.
     stack.sandbox.add_fault(latency_ms=3000, count=JOBS, mailbox=mailbox, operations=["sendMail"])
     stack.start_ingest()
     worker = stack.start_worker()
@@ -31,7 +31,7 @@ def test_kill_after_graph_took_the_request_sends_once(stack):
 
 def test_kill_before_graph_took_the_request_sends_once(stack):
     app_tag, mailbox = stack.add_sender()
-    # Graph holds each request 3 s and then fails it, so the killed attempts sent nothing.
+    # Graph delays each request by 3 s and then fails it, so the killed attempts sent nothing.
     stack.sandbox.add_fault(status=503, latency_ms=3000, count=JOBS, mailbox=mailbox, operations=["sendMail"])
     stack.start_ingest()
     worker = stack.start_worker()

@@ -100,7 +100,7 @@ def test_key_with_other_body_is_409(ingest, app):
     assert response.json()["error"] == "idempotency_key_reused"
 
 
-def test_same_key_of_other_app_is_a_new_job(ingest, sender, worker):
+def test_other_apps_key_is_new_job(ingest, sender, worker):
     key = str(uuid.uuid4())
     first = post(ingest, mail(sender()[0]), key)
     second = post(ingest, mail(sender()[0]), key)
