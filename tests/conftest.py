@@ -185,10 +185,13 @@ async def _delete_stream(env: dict[str, str]) -> None:
     import nats
 
     nc = await nats.connect(env[settings_module.ENV_NATS_URL])
-    try:
-        await nc.jetstream().delete_stream(env[settings_module.ENV_NATS_STREAM])
-    except Exception:  # noqa: BLE001 - a test may have deleted it already
-        pass
+    stream = env[settings_module.ENV_NATS_STREAM]
+    # The workers also create the dead-letter stream <stream>_DEAD.
+    for name in (stream, f"{stream}_DEAD"):
+        try:
+            await nc.jetstream().delete_stream(name)
+        except Exception:  # noqa: BLE001 - a test may have deleted it already
+            pass
     await nc.close()
 
 
