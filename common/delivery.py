@@ -114,8 +114,12 @@ class Delivery:
                        record.attempts)
         return None
 
-    def _lookup_failed(self, job: Job, record: JobRecord, exc: GraphError) -> Outcome:
+    def _lookup_failed(self, job: Job, record: JobRecord, exc: GraphError) -> Outcome | None:
         error = JobError.from_exception(exc)
+        if not exc.transient and record.requeues > 0:
+            # An operator requeued the job after checking the mailbox, which is the decision to send.
+            logger.warning("Sent Items cannot be searched (%s); sending the requeued job again", exc)
+            return None
         if not exc.transient:
             # Without the lookup a resend could send the mail twice, so an operator decides: the dead
             # job can be requeued after checking the mailbox.

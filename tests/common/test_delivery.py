@@ -300,6 +300,22 @@ def test_unreadable_sent_items_make_unknown_outcome_dead(delivery, jobs, faults,
     assert len(faults.messages(mailbox)) == 1
 
 
+def test_requeued_job_is_sent_when_sent_items_are_unreadable(delivery, jobs, faults, sender, database):
+    app_tag, mailbox = sender()
+    faults.add_fault(status=504, count=1, mailbox=mailbox, operations=["sendMail"])
+    faults.add_fault(status=403, mailbox=mailbox, operations=["listMessages"])
+    job = new_job(app_tag)
+    delivery.deliver(job, 1)
+    let_attempt_settle(database, job.job_id)
+    delivery.deliver(job, 2)
+    jobs.requeue(job.job_id)
+
+    outcome = delivery.deliver(job, 3)
+
+    assert outcome.action is Action.ACK
+    assert len(faults.messages(mailbox)) == 1
+
+
 def test_lookup_throttling_counts_as_attempt(delivery, jobs, faults, sender, database):
     app_tag, mailbox = sender()
     faults.add_fault(status=504, processed=True, count=1, mailbox=mailbox, operations=["sendMail"])
