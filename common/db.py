@@ -53,6 +53,38 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX api_keys_app_tag ON api_keys (app_tag, created_at)
     """,
+    # Delivery state of every accepted job (common/job_store.py); no mail body is stored here.
+    """
+    CREATE TABLE jobs (
+        job_id              uuid PRIMARY KEY,
+        app_tag             text NOT NULL,
+        status              text NOT NULL CHECK (status IN
+                                ('queued', 'sending', 'retrying', 'sent', 'failed', 'dead')),
+        attempts            integer NOT NULL DEFAULT 0,
+        error_status        integer,
+        error_code          text,
+        error_message       text,
+        idempotency_key     text,
+        recipient_count     integer NOT NULL,
+        mailbox             text,
+        internet_message_id text,
+        outcome_unknown     boolean NOT NULL DEFAULT false,
+        requeues            integer NOT NULL DEFAULT 0,
+        created_at          timestamptz NOT NULL DEFAULT now(),
+        updated_at          timestamptz NOT NULL DEFAULT now(),
+        attempt_started_at  timestamptz,
+        sent_at             timestamptz
+    );
+    CREATE INDEX jobs_dead ON jobs (updated_at) WHERE status = 'dead';
+    CREATE TABLE idempotency_keys (
+        app_tag         text NOT NULL,
+        idempotency_key text NOT NULL,
+        job_id          uuid NOT NULL,
+        request_hash    text NOT NULL,
+        created_at      timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (app_tag, idempotency_key)
+    )
+    """,
 ]
 # Any constant key works; it only has to be the same in every process that migrates.
 MIGRATION_LOCK_KEY = 7265401

@@ -88,6 +88,46 @@ class MessageTextTooLarge(PayloadTooLarge):
     """The mail without its attachments is larger than one Graph request may be."""
 
     message_key = "message_text_too_large"
+class InvalidIdempotencyKey(ServiceError):
+    status = 400
+    code = "invalid_idempotency_key"
+    message_key = "invalid_idempotency_key"
+
+
+class IdempotencyKeyReused(ServiceError):
+    """The Idempotency-Key names an earlier request of the application whose body differs."""
+
+    status = 409
+    code = "idempotency_key_reused"
+    message_key = "idempotency_key_reused"
+
+
+class InvalidJobId(ServiceError):
+    status = 400
+    code = "invalid_job_id"
+    message_key = "invalid_job_id"
+
+
+class JobNotFound(ServiceError):
+    status = 404
+    code = "job_not_found"
+    message_key = "job_not_found"
+
+
+class JobNotDead(ServiceError):
+    """Only a dead job can be requeued."""
+
+    status = 409
+    code = "job_not_dead"
+    message_key = "job_not_dead"
+
+
+class DeadLetterMissing(ServiceError):
+    """The dead-letter copy of a dead job expired or was deleted, so the job cannot be requeued."""
+
+    status = 410
+    code = "dead_letter_missing"
+    message_key = "dead_letter_missing"
 
 
 class InvalidArgument(ServiceError):
@@ -156,6 +196,8 @@ class QueueUnavailable(ServiceError):
     code = "queue_unavailable"
     message_key = "queue_unavailable"
     transient = True
+    # True when a publish timed out: JetStream may have stored the message all the same.
+    maybe_stored = False
 
 
 class DatabaseUnavailable(ServiceError):
@@ -205,12 +247,16 @@ class GraphError(ServiceError):
     code = "graph_error"
 
     def __init__(self, message: str, *, status_code: int | None = None, graph_code: str | None = None,
-                 retry_after: float | None = None, transient: bool = False) -> None:
+                 retry_after: float | None = None, transient: bool = False,
+                 maybe_delivered: bool = False) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.graph_code = graph_code
         self.retry_after = retry_after
         self.transient = transient
+        # True when Graph may have acted on the request although no 202 arrived (a read timeout, a
+        # connection lost while waiting, a 500, 502 or 504), so a send must be looked up before a resend.
+        self.maybe_delivered = maybe_delivered
 
 
 class GraphUnavailable(GraphError):
@@ -218,8 +264,8 @@ class GraphUnavailable(GraphError):
 
     code = "graph_unavailable"
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, transient=True)
+    def __init__(self, message: str, maybe_delivered: bool = False) -> None:
+        super().__init__(message, transient=True, maybe_delivered=maybe_delivered)
 
 
 class TokenError(GraphError):

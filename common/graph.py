@@ -16,6 +16,7 @@ from urllib.parse import quote, urlsplit
 
 import msal
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
 from common.errors import GraphError, GraphUnavailable, TokenError
@@ -25,8 +26,13 @@ from common.settings import GRAPH_CONNECT_TIMEOUT_SECONDS, GRAPH_SCOPE, Settings
 logger = logging.getLogger(__name__)
 
 USER_AGENT = "mailservice-o365/0.1"
-# Graph docs, "Microsoft Graph throttling guidance" and "Microsoft Graph error responses".
-TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Graph docs, "Microsoft Graph throttling guidance" and "Microsoft Graph error responses". A 401 reaches
+# error_from_response only after a retry with a new token. Like a refused secret it needs an operator,
+# so the job waits (retries with backoff) instead of failing.
+TRANSIENT_STATUSES = frozenset({401, 429, 500, 502, 503, 504})
+# Statuses after which Graph may still have sent the mail: a gateway or server error can come after
+# Exchange accepted the message. 429 and 503 mean the request was not processed.
+MAYBE_DELIVERED_STATUSES = frozenset({500, 502, 504})
 
 
 class GraphSession(requests.Session):
@@ -100,7 +106,24 @@ def error_from_response(response: requests.Response) -> GraphError:
         graph_code=code,
         retry_after=parse_retry_after(response.headers.get("Retry-After")),
         transient=response.status_code in TRANSIENT_STATUSES,
+        maybe_delivered=response.status_code in MAYBE_DELIVERED_STATUSES,
     )
+
+
+def request_may_have_arrived(exc: requests.RequestException) -> bool:
+    """Return False when requests failed before the request was sent (connect, TLS handshake)."""
+    if isinstance(exc, (requests.ConnectTimeout, requests.exceptions.SSLError)):
+        return False
+    if isinstance(exc, requests.ConnectionError):
+        reason = getattr(exc.args[0], "reason", None) if exc.args else None
+        return not isinstance(reason, (urllib3.exceptions.NewConnectionError,
+                                       urllib3.exceptions.ConnectTimeoutError))
+    return True
+
+
+def odata_string(value: str) -> str:
+    """Quote value as an OData string literal: in single quotes, with each quote doubled."""
+    return "'" + value.replace("'", "''") + "'"
 
 
 class GraphClient:
@@ -158,16 +181,10 @@ class GraphClient:
         A 401 gets one new token and one retry. A 202 is never retried, because that would send the
         mail twice.
         """
-        url = f"{self._settings.graph_base_url}/users/{quote(mailbox, safe='@')}/sendMail"
+        url = f"{self._mailbox_url(mailbox)}/sendMail"
         body = {"message": message, "saveToSentItems": save_to_sent_items}
 
-        response = self._post(url, body)
-        if response.status_code == 401:
-            logger.warning("Graph rejected the token for %s (401); retrying once with a new token",
-                           mask_address(mailbox))
-            self._msal_app().remove_tokens_for_client()
-            response = self._post(url, body)
-
+        response = self._request_with_fresh_token("POST", url, mask_address(mailbox), json=body)
         if response.status_code == 202:
             logger.debug("Graph accepted the mail for %s", mask_address(mailbox))
             return
@@ -179,13 +196,7 @@ class GraphClient:
         A 401 gets one new token and one retry, as in send_mail; other statuses raise GraphError.
         """
         url = f"{self._settings.graph_base_url}{path}"
-        response = self._request(method, url, body)
-        if response.status_code == 401:
-            logger.warning("Graph rejected the token for %s %s (401); retrying once with a new token",
-                           method, path.split("/")[-1])
-            self._msal_app().remove_tokens_for_client()
-            response = self._request(method, url, body)
-
+        response = self._request_with_fresh_token(method, url, path.split("/")[-1], json=body)
         if response.ok:
             return response
         raise error_from_response(response)
@@ -209,18 +220,54 @@ class GraphClient:
             return response
         raise error_from_response(response)
 
-    def _post(self, url: str, body: dict[str, Any]) -> requests.Response:
-        return self._request("POST", url, body)
+    def find_sent_message(self, mailbox: str, internet_message_id: str) -> bool:
+        """Return True if the mailbox's Sent Items contain a message with this internetMessageId.
 
-    def _request(self, method: str, url: str, body: dict[str, Any] | None) -> requests.Response:
+        Needs the Mail.ReadBasic.All (or Mail.Read) application permission besides Mail.Send.
+        """
+        url = f"{self._mailbox_url(mailbox)}/mailFolders/sentitems/messages"
+        params = {"$filter": f"internetMessageId eq {odata_string(internet_message_id)}",
+                  "$select": "id", "$top": "1"}
+
+        response = self._request_with_fresh_token("GET", url, mask_address(mailbox), params=params)
+        if response.status_code != 200:
+            raise error_from_response(response)
+        try:
+            found = response.json()["value"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise GraphError(f"Graph returned an unreadable body for the Sent Items query: {exc}",
+                             status_code=response.status_code, transient=True) from exc
+        return bool(found)
+
+    def _mailbox_url(self, mailbox: str) -> str:
+        return f"{self._settings.graph_base_url}{mailbox_path(mailbox)}"
+
+    def _request_with_fresh_token(self, method: str, url: str, target: str,
+                                  **kwargs: Any) -> requests.Response:
+        """Send the request; on 401 get a new token and send it once more (Graph error responses).
+
+        target names what the request is about in the log line; it must not be an unmasked address.
+        """
+        response = self._request(method, url, **kwargs)
+        if response.status_code != 401:
+            return response
+
+        logger.warning("Graph rejected the token for %s %s (401); retrying once with a new token",
+                       method, target)
+        self._msal_app().remove_tokens_for_client()
+        return self._request(method, url, **kwargs)
+
+    def _request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         token = self.access_token()
         try:
-            return self._session.request(method, url, json=body, timeout=self._timeout,
-                                         headers={"Authorization": f"Bearer {token}"})
+            return self._session.request(method, url, timeout=self._timeout,
+                                         headers={"Authorization": f"Bearer {token}"}, **kwargs)
         except requests.Timeout as exc:
-            raise GraphUnavailable(f"Graph did not respond within {self._timeout[1]:.0f} s: {exc}") from exc
+            raise GraphUnavailable(f"Graph did not respond within {self._timeout[1]:.0f} s: {exc}",
+                                   maybe_delivered=request_may_have_arrived(exc)) from exc
         except requests.RequestException as exc:
-            raise GraphUnavailable(f"Graph at {self._settings.graph_base_url} is unreachable: {exc}") from exc
+            raise GraphUnavailable(f"Graph at {self._settings.graph_base_url} is unreachable: {exc}",
+                                   maybe_delivered=request_may_have_arrived(exc)) from exc
 
 
 def mailbox_path(mailbox: str) -> str:

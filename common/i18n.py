@@ -65,8 +65,40 @@ CATALOG: dict[str, dict[str, str]] = {
                 "Bytes, die Microsoft Graph in einer Anfrage annimmt. Kürzen Sie den Text.",
     },
     "not_found": {
-        ENGLISH: "No endpoint {method} {path}. Use POST /send-email.",
-        GERMAN: "Kein Endpunkt {method} {path}. Verwenden Sie POST /send-email.",
+        ENGLISH: "No endpoint {method} {path}. Use POST /send-email or GET /jobs/{{job_id}}.",
+        GERMAN: "Kein Endpunkt {method} {path}. Verwenden Sie POST /send-email oder GET /jobs/{{job_id}}.",
+    },
+    "invalid_idempotency_key": {
+        ENGLISH: "The Idempotency-Key header {value} is invalid: use 1 to {max_length} visible ASCII "
+                 "characters without spaces, for example a UUID.",
+        GERMAN: "Der Header Idempotency-Key {value} ist ungültig: erlaubt sind 1 bis {max_length} "
+                "sichtbare ASCII-Zeichen ohne Leerzeichen, zum Beispiel eine UUID.",
+    },
+    "idempotency_key_reused": {
+        ENGLISH: "The Idempotency-Key '{idempotency_key}' was used for job {job_id} with a different "
+                 "request body. Use a new key for a new mail.",
+        GERMAN: "Der Idempotency-Key '{idempotency_key}' wurde für Job {job_id} mit einem anderen "
+                "Request-Body verwendet. Verwenden Sie für eine neue Mail einen neuen Key.",
+    },
+    "invalid_job_id": {
+        ENGLISH: "The job id '{job_id}' is invalid; expected a UUID as returned by POST /send-email.",
+        GERMAN: "Die Job-ID '{job_id}' ist ungültig; erwartet wird eine UUID, wie POST /send-email "
+                "sie zurückgibt.",
+    },
+    "job_not_found": {
+        ENGLISH: "No job with id '{job_id}' exists.",
+        GERMAN: "Es gibt keinen Job mit der ID '{job_id}'.",
+    },
+    "job_not_dead": {
+        ENGLISH: "Job {job_id} has status '{status}'; only dead jobs can be requeued.",
+        GERMAN: "Job {job_id} hat den Status '{status}'; nur tote Jobs (dead) können neu eingereiht werden.",
+    },
+    "dead_letter_missing": {
+        ENGLISH: "The dead-letter copy of job {job_id} no longer exists (dead letters expire after "
+                 "{days} days), so it cannot be requeued. Ask the application to send the mail again.",
+        GERMAN: "Die Dead-Letter-Kopie von Job {job_id} existiert nicht mehr (Dead Letters verfallen "
+                "nach {days} Tagen), daher kann er nicht neu eingereiht werden. Bitten Sie die "
+                "Anwendung, die Mail erneut zu senden.",
     },
     "method_not_allowed": {
         ENGLISH: "Method {method} is not allowed on {path}; use {allowed}.",
@@ -327,6 +359,18 @@ CATALOG: dict[str, dict[str, str]] = {
     "cli_invalid_grace": {
         ENGLISH: "'{value}' is not a valid grace period: use whole seconds from 0 to {max}.",
         GERMAN: "'{value}' ist keine gültige Übergangszeit: erlaubt sind ganze Sekunden von 0 bis {max}.",
+    },
+    "cli_no_dead_jobs": {
+        ENGLISH: "No dead jobs.",
+        GERMAN: "Keine toten Jobs.",
+    },
+    "cli_dead_jobs_header": {
+        ENGLISH: "JOB_ID|APP_TAG|ATTEMPTS|DEAD_SINCE|LAST_ERROR",
+        GERMAN: "JOB_ID|APP_TAG|VERSUCHE|TOT_SEIT|LETZTER_FEHLER",
+    },
+    "cli_job_requeued": {
+        ENGLISH: "Job {job_id} requeued; a worker sends it again.",
+        GERMAN: "Job {job_id} neu eingereiht; ein Worker sendet ihn erneut.",
     },
     "cli_error": {
         ENGLISH: "Error: {message}",

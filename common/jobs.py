@@ -10,10 +10,12 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
-from common.errors import PoisonJob
+from common.errors import InvalidJobId, PoisonJob
 
 # Version of the queued JSON document; a worker terminates versions it does not know.
 JOB_FORMAT_VERSION = 1
+# Upper bound on an honoured Retry-After, against a broken header that requests days.
+MAX_RETRY_AFTER_SECONDS = 3600.0
 
 
 class JobStatus(str, Enum):
@@ -31,6 +33,7 @@ class Action(str, Enum):
     ACK = "ack"
     RETRY = "retry"  # nak with a delay
     TERMINATE = "terminate"
+    DEAD_LETTER = "dead_letter"  # copy the message to the dead-letter stream, then terminate
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,10 @@ class Outcome:
     status: JobStatus
     reason: str = ""
     delay_seconds: float = 0.0
+    # The dead-letter subject's last token; empty when the message is not a readable job.
+    job_id: str = ""
+    # Graph's status code of the attempt, for metrics; None when Graph did not answer or was not called.
+    graph_status: int | None = None
 
     @classmethod
     def sent(cls) -> Outcome:
@@ -53,8 +60,8 @@ class Outcome:
         return cls(Action.TERMINATE, JobStatus.FAILED, reason)
 
     @classmethod
-    def dead(cls, reason: str) -> Outcome:
-        return cls(Action.TERMINATE, JobStatus.DEAD, reason)
+    def dead(cls, reason: str, job_id: str = "") -> Outcome:
+        return cls(Action.DEAD_LETTER, JobStatus.DEAD, reason, job_id=job_id)
 
 
 @dataclass(frozen=True)
@@ -102,14 +109,30 @@ class Job:
         return job
 
 
+def backoff_range(attempt: int, base_seconds: float, max_seconds: float) -> tuple[float, float]:
+    """Return the lowest and highest delay after the given failed attempt, without Retry-After."""
+    ceiling = min(base_seconds * 2 ** max(attempt - 1, 0), max_seconds)
+    return ceiling / 2, ceiling
+
+
 def backoff_delay(attempt: int, base_seconds: float, max_seconds: float,
                   retry_after: float | None = None) -> float:
     """Return the seconds to wait before the next attempt.
 
-    Graph's Retry-After wins when given (Graph throttling guidance). Otherwise the delay doubles per
-    attempt up to max_seconds, and a random half of it spreads out retries that failed together.
+    Graph's Retry-After wins when given (Graph throttling guidance), up to MAX_RETRY_AFTER_SECONDS.
+    Otherwise the delay doubles per attempt up to max_seconds, and a random half of it spreads out
+    retries that failed together.
     """
     if retry_after is not None:
-        return min(max(retry_after, 0.0), max_seconds)
-    ceiling = min(base_seconds * 2 ** max(attempt - 1, 0), max_seconds)
-    return random.uniform(ceiling / 2, ceiling)
+        return min(max(retry_after, 0.0), MAX_RETRY_AFTER_SECONDS)
+    low, high = backoff_range(attempt, base_seconds, max_seconds)
+    return random.uniform(low, high)
+
+
+def parse_job_id(text: str) -> str:
+    """Return the job id in canonical UUID form; raise InvalidJobId when text is not a UUID."""
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        shown = text[:60]
+        raise InvalidJobId(f"Job id {shown!r} is not a UUID.", job_id=shown) from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
 import sys
 import time
 import traceback
@@ -17,6 +18,9 @@ from contextlib import contextmanager
 
 JOB_ID: contextvars.ContextVar[str] = contextvars.ContextVar("job_id", default="-")
 APP_TAG: contextvars.ContextVar[str] = contextvars.ContextVar("app_tag", default="-")
+
+# Good enough to find addresses inside error texts; schemas.py validates addresses properly.
+_ADDRESS_IN_TEXT = re.compile(r"[^\s'\"<>(),;:@]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [job=%(job_id)s app=%(app_tag)s] %(message)s"
 # Attributes that ddtrace's log injection adds to each record; Datadog links a JSON log line to its
@@ -105,3 +109,8 @@ def mask_address(address: str) -> str:
 
 def mask_addresses(addresses: list[str]) -> str:
     return ", ".join(mask_address(address) for address in addresses)
+
+
+def mask_addresses_in_text(text: str) -> str:
+    """Mask every e-mail address in text, for error messages from Graph that name recipients."""
+    return _ADDRESS_IN_TEXT.sub(lambda match: mask_address(match.group(0)), text)

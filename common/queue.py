@@ -36,31 +36,34 @@ SetupStep = Callable[[JetStreamContext, Settings], Awaitable[None]]
 # Seconds between connect attempts while NATS is down; nats-py retries on its own after that.
 RECONNECT_WAIT_SECONDS = 1.0
 CONNECT_TIMEOUT_SECONDS = 2.0
-# Window in which JetStream drops a second publish with the same Nats-Msg-Id header.
-DUPLICATE_WINDOW_SECONDS = 120.0
 MSG_ID_HEADER = "Nats-Msg-Id"
 
 
 def stream_config(settings: Settings) -> StreamConfig:
     # Work-queue retention removes a job once the worker acked it; file storage keeps accepted jobs
-    # across a NATS restart.
+    # across a NATS restart. Within the duplicate window JetStream drops a second publish with the same
+    # Nats-Msg-Id, so it matches the window of Idempotency-Key.
     return StreamConfig(
         name=settings.nats_stream,
         subjects=[settings.job_subject],
         storage=StorageType.FILE,
         retention=RetentionPolicy.WORK_QUEUE,
-        duplicate_window=DUPLICATE_WINDOW_SECONDS,
+        duplicate_window=settings.idempotency_window_seconds,
     )
 
 
 async def ensure_stream(js: JetStreamContext, settings: Settings) -> None:
     """Create the job stream, or update it to the wanted configuration; safe to run in every process."""
-    config = stream_config(settings)
+    await ensure_stream_config(js, stream_config(settings))
+
+
+async def ensure_stream_config(js: JetStreamContext, config: StreamConfig) -> None:
+    """Create the stream, or update it to config."""
     try:
         await js.stream_info(config.name)
     except nats.js.errors.NotFoundError:
         await js.add_stream(config)
-        logger.info("Created JetStream stream %s for subject %s", config.name, settings.job_subject)
+        logger.info("Created JetStream stream %s for subjects %s", config.name, ", ".join(config.subjects or []))
         return
     await js.update_stream(config)
     logger.debug("JetStream stream %s is up to date", config.name)
@@ -98,13 +101,17 @@ def translate_error(exc: Exception, size: int = 0, limit: int = 0) -> Exception:
     if isinstance(exc, nats.errors.MaxPayloadError):
         return PayloadTooLarge(f"Job of {size} bytes exceeds the NATS max_payload of {limit} bytes.",
                                size=size, limit=limit)
-    if isinstance(exc, (asyncio.TimeoutError, nats.errors.TimeoutError, FutureTimeoutError)):
+    maybe_stored = isinstance(exc, (asyncio.TimeoutError, nats.errors.TimeoutError, FutureTimeoutError))
+    if maybe_stored:
         reason = "JetStream did not acknowledge the publish in time"
     elif isinstance(exc, nats.js.errors.NoStreamResponseError):
         reason = "no JetStream stream stored the job"
     else:
         reason = f"{type(exc).__name__}: {exc}"
-    return QueueUnavailable(f"Publishing to JetStream failed: {reason}.", reason=reason)
+    error = QueueUnavailable(f"Publishing to JetStream failed: {reason}.", reason=reason)
+    # A timed-out publish may still be stored, so what it refers to must stay.
+    error.maybe_stored = maybe_stored
+    return error
 
 
 class JetStreamPublisher:

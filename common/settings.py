@@ -32,6 +32,9 @@ ENV_MAX_DELIVER = "MAX_DELIVER"
 ENV_ACK_WAIT_SECONDS = "ACK_WAIT_SECONDS"
 ENV_RETRY_BASE_SECONDS = "RETRY_BASE_SECONDS"
 ENV_RETRY_MAX_SECONDS = "RETRY_MAX_SECONDS"
+ENV_IDEMPOTENCY_WINDOW_SECONDS = "IDEMPOTENCY_WINDOW_SECONDS"
+ENV_SENT_ITEMS_LAG_SECONDS = "SENT_ITEMS_LAG_SECONDS"
+ENV_DEAD_LETTER_MAX_AGE_DAYS = "DEAD_LETTER_MAX_AGE_DAYS"
 ENV_LOG_LEVEL = "LOG_LEVEL"
 ENV_SANDBOX_HOST = "SANDBOX_HOST"
 ENV_SANDBOX_PORT = "SANDBOX_PORT"
@@ -69,10 +72,20 @@ DEFAULT_PUBLISH_TIMEOUT_SECONDS = 5.0
 
 # Graph allows at most 4 concurrent requests per app and mailbox (Graph docs: throttling-limits).
 DEFAULT_WORKER_CONCURRENCY = 4
-DEFAULT_MAX_DELIVER = 20
+# Send attempts of one job before it is dead. With the backoff below (2 s doubling to 300 s, each
+# delay drawn from its upper half) 24 attempts span 42 to 84 minutes, about an hour on average.
+DEFAULT_MAX_DELIVER = 24
 DEFAULT_ACK_WAIT_SECONDS = 60.0
 DEFAULT_RETRY_BASE_SECONDS = 2.0
 DEFAULT_RETRY_MAX_SECONDS = 300.0
+# How long an Idempotency-Key maps to its job; also JetStream's duplicate window of the job stream.
+DEFAULT_IDEMPOTENCY_WINDOW_SECONDS = 24 * 3600.0
+# When a send attempt's outcome is unknown, the worker looks the mail up in Sent Items and trusts a
+# miss only GRAPH_TIMEOUT_SECONDS + this long after the attempt started, because Exchange files sent
+# mail there with a lag. NOTE: Microsoft documents no bound for that lag; 5 minutes is a guess.
+DEFAULT_SENT_ITEMS_LAG_SECONDS = 300.0
+# Dead-letter copies keep the mail body, so they expire; a dead job older than this cannot be requeued.
+DEFAULT_DEAD_LETTER_MAX_AGE_DAYS = 30.0
 DEFAULT_LOG_LEVEL = "INFO"
 
 # Message sizes. Exchange Online's default maximum message size is 35 MB, and tenants can raise it to
@@ -160,6 +173,10 @@ class Settings:
     admin_token: str = ""
     allow_keyless_send: bool = DEFAULT_ALLOW_KEYLESS_SEND
 
+    idempotency_window_seconds: float = DEFAULT_IDEMPOTENCY_WINDOW_SECONDS
+    sent_items_lag_seconds: float = DEFAULT_SENT_ITEMS_LAG_SECONDS
+    dead_letter_max_age_days: float = DEFAULT_DEAD_LETTER_MAX_AGE_DAYS
+
     def __post_init__(self) -> None:
         if self.max_request_body_bytes <= 0:
             object.__setattr__(self, "max_request_body_bytes", default_request_body_bytes(self.max_message_bytes))
@@ -167,6 +184,14 @@ class Settings:
     @property
     def job_subject(self) -> str:
         return f"{self.nats_subject_prefix}.jobs"
+
+    @property
+    def dead_letter_stream(self) -> str:
+        return f"{self.nats_stream}_DEAD"
+
+    def dead_letter_subject(self, token: str) -> str:
+        """Return the dead-letter subject of one job; token is its job id."""
+        return f"{self.nats_subject_prefix}.dead.{token}"
 
     @property
     def authority(self) -> str:
@@ -219,6 +244,13 @@ class Settings:
             ),
             admin_token=env.get(ENV_ADMIN_TOKEN, "").strip(),
             allow_keyless_send=_flag(env, ENV_ALLOW_KEYLESS_SEND, DEFAULT_ALLOW_KEYLESS_SEND),
+            idempotency_window_seconds=_number(
+                env, ENV_IDEMPOTENCY_WINDOW_SECONDS, DEFAULT_IDEMPOTENCY_WINDOW_SECONDS
+            ),
+            sent_items_lag_seconds=_number(env, ENV_SENT_ITEMS_LAG_SECONDS, DEFAULT_SENT_ITEMS_LAG_SECONDS),
+            dead_letter_max_age_days=_number(
+                env, ENV_DEAD_LETTER_MAX_AGE_DAYS, DEFAULT_DEAD_LETTER_MAX_AGE_DAYS
+            ),
         )
 
 

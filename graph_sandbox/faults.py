@@ -4,7 +4,9 @@ A fault is posted as JSON to ``/_sandbox/faults``, for example
 ``{"status": 429, "retry_after": 1, "rate": 0.2}``, ``{"status": 503, "count": 5, "mailbox": "x@example.com"}``
 or ``{"latency_ms": 300}``. Each matching request rolls each fault in the order they were added:
 every fault that fires adds its latency, and the first one that fires with an error status
-decides the response. A fault with ``count`` is removed after firing that many times.
+decides the response. A fault with ``count`` is removed after firing that many times. With
+``"processed": true`` the request takes effect first (a mail is sent) and the error replaces its answer,
+as when a gateway times out after Exchange accepted the message.
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ DEFAULT_ERRORS: dict[int, tuple[str, str]] = {
     504: ("GatewayTimeout", "The gateway did not receive a response from the mailbox server in time."),
 }
 
-_FIELDS = {"status", "code", "message", "retry_after", "rate", "count", "mailbox", "operations", "latency_ms"}
+_FIELDS = {"status", "code", "message", "retry_after", "rate", "count", "mailbox", "operations", "latency_ms",
+           "processed"}
 
 
 @dataclass
@@ -64,6 +67,8 @@ class Fault:
     mailbox: str | None = None
     operations: frozenset[str] = OPERATIONS
     latency_ms: int = 0
+    # The request takes effect before the error status replaces its response.
+    processed: bool = False
     fired: int = 0
 
     @property
@@ -103,6 +108,7 @@ class Fault:
             "mailbox": self.mailbox,
             "operations": sorted(self.operations),
             "latency_ms": self.latency_ms,
+            "processed": self.processed,
             "fired": self.fired,
         }
 
@@ -137,6 +143,7 @@ def parse_fault(spec: Any) -> Fault:
         mailbox=_optional_str(spec, "mailbox"),
         operations=_operations(spec),
         latency_ms=_optional_int(spec, "latency_ms", minimum=0, maximum=600_000) or 0,
+        processed=_optional_bool(spec, "processed"),
     )
 
 
@@ -214,6 +221,13 @@ def _optional_number(spec: dict[str, Any], name: str, minimum: float) -> float |
     if value < minimum:
         raise ValueError(f"Fault field {name!r} must be at least {minimum}, got {value}.")
     return float(value)
+
+
+def _optional_bool(spec: dict[str, Any], name: str) -> bool:
+    value = spec.get(name, False)
+    if not isinstance(value, bool):
+        raise ValueError(f"Fault field {name!r} must be true or false, got {value!r}.")
+    return value
 
 
 def _optional_str(spec: dict[str, Any], name: str) -> str | None:

@@ -18,6 +18,7 @@ from flask import Response, g, request
 
 from graph_sandbox.context import sandbox_context
 from graph_sandbox.errors import GraphError
+from graph_sandbox.faults import Fault
 from graph_sandbox.state import IssuedToken
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
@@ -94,22 +95,32 @@ def request_slot(client_id: str, mailbox: str, operation: str) -> Iterator[None]
             {"Retry-After": "1"},
         )
     try:
-        apply_faults(operation, mailbox)
+        processed_fault = apply_faults(operation, mailbox)
         yield
+        if processed_fault is not None:
+            raise fault_error(processed_fault, mailbox)
     finally:
         context.state.leave_request(client_id, mailbox)
 
 
-def apply_faults(operation: str, mailbox: str) -> None:
+def apply_faults(operation: str, mailbox: str) -> Fault | None:
+    """Apply the faults that fire: sleep, raise an error, or return an error due after the request."""
     outcome = sandbox_context().state.faults.roll(operation, mailbox)
     if outcome.latency_seconds:
         time.sleep(outcome.latency_seconds)
 
     fault = outcome.error
+    if fault is not None and fault.processed:
+        return fault
     if fault is not None:
-        code, message = fault.error_code_and_message(mailbox)
-        raise GraphError(fault.status or 500, code, message, fault.retry_after_header())
+        raise fault_error(fault, mailbox)
     g.extra_headers.update(outcome.headers)
+    return None
+
+
+def fault_error(fault: Fault, mailbox: str) -> GraphError:
+    code, message = fault.error_code_and_message(mailbox)
+    return GraphError(fault.status or 500, code, message, fault.retry_after_header())
 
 
 def read_body(limit: int) -> bytes:

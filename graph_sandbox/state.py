@@ -289,6 +289,9 @@ class SandboxState:
         with self._lock:
             responses = {op: dict(counts) for op, counts in self._responses.items()}
             peaks = dict(self._peak_active)
+            active: Counter[str] = Counter()
+            for (_, mailbox), count in self._active.items():
+                active[mailbox] += count
             message_count = len(self._sent)
             draft_count = len(self._drafts)
             token_count = len(self._tokens)
@@ -297,6 +300,7 @@ class SandboxState:
             "send_mail_requests": _status_summary(responses.get("sendMail", {})),
             "operations": {op: _status_summary(counts) for op, counts in sorted(responses.items())},
             "peak_concurrent_requests": peaks,
+            "active_requests": dict(active),
             "messages": message_count,
             "drafts": draft_count,
             "tokens": token_count,

@@ -190,9 +190,11 @@ async def _delete_stream(env: dict[str, str]) -> None:
     import nats
 
     nc = await nats.connect(env[settings_module.ENV_NATS_URL])
-    for stream in (env[settings_module.ENV_NATS_STREAM], f"OBJ_{env[settings_module.ENV_NATS_OBJECT_STORE]}"):
+    stream = env[settings_module.ENV_NATS_STREAM]
+    # The workers also create the dead-letter stream <stream>_DEAD, and the object store is a stream too.
+    for name in (stream, f"{stream}_DEAD", f"OBJ_{env[settings_module.ENV_NATS_OBJECT_STORE]}"):
         try:
-            await nc.jetstream().delete_stream(stream)
+            await nc.jetstream().delete_stream(name)
         except Exception:  # noqa: BLE001 - a test may have deleted it already, or never created it
             pass
     await nc.close()

@@ -1,4 +1,4 @@
-"""Sender management on the command line, with the commands and flags of the old Go tool.
+"""Sender management on the command line, with the commands and flags of the old Go tool, and dead jobs.
 
     python -m functions.admin init
     python -m functions.admin add -tag rechnungssystem -email rechnungen@example.com [--json]
@@ -7,6 +7,8 @@
     python -m functions.admin enable -tag rechnungssystem
     python -m functions.admin keys rotate -tag rechnungssystem [--grace-seconds 3600] [--json]
     python -m functions.admin delete -tag rechnungssystem
+    python -m functions.admin jobs dead
+    python -m functions.admin jobs requeue -id 0b6c4d1e-...
 
 ``add`` and ``keys rotate`` print the new API key; it is shown only then, because only its hash is stored.
 
@@ -24,12 +26,16 @@ from datetime import datetime, timezone
 from marshmallow import ValidationError, validate
 
 from common.db import Database, migrate
+from common.dead_letters import requeue_dead_job
 from common.errors import InvalidArgument, ServiceError
 from common.i18n import language_from_locale, translate
+from common.job_store import JobStore
+from common.jobs import parse_job_id
 from common.logs import configure_logging
 from common.sender_admin import SenderAdmin, created_json, rotation_json
 from common.sender_schemas import APP_TAG_PATTERN
-from common.settings import DEFAULT_KEY_GRACE_SECONDS, MAX_KEY_GRACE_SECONDS, SERVICE_ADMIN, get_settings
+from common.settings import (DEFAULT_KEY_GRACE_SECONDS, MAX_KEY_GRACE_SECONDS, SERVICE_ADMIN, Settings,
+                             get_settings)
 from common.tracing import configure_tracing, operation_span
 
 COMMAND_SPAN_NAME = "admin.command"
@@ -64,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seconds the previous key keeps working (default 0: it stops at once; "
                              f"at most {MAX_KEY_GRACE_SECONDS})")
     rotate.add_argument("--json", action="store_true", help="print the new api_key as a JSON object")
+
+    jobs = commands.add_parser("jobs", help="list dead jobs and requeue one")
+    job_commands = jobs.add_subparsers(dest="jobs_command", required=True)
+    job_commands.add_parser("dead", help="list the dead jobs, oldest first")
+    requeue = job_commands.add_parser("requeue", help="send a dead job again, with a new attempt budget")
+    requeue.add_argument("-id", "--id", required=True, dest="job_id", help="the job id (a UUID)")
     return parser
 
 
@@ -77,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         with operation_span(COMMAND_SPAN_NAME, args.command):
-            message = run_command(args, db, language)
+            message = run_command(args, db, language, settings)
     except ServiceError as exc:
         print(translate("cli_error", language, message=exc.localized(language)), file=sys.stderr)
         return 1
@@ -87,9 +99,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def run_command(args: argparse.Namespace, db: Database, language: str) -> str:
+def run_command(args: argparse.Namespace, db: Database, language: str, settings: Settings) -> str:
     if args.command == "init":
         return translate("cli_schema_applied", language, version=migrate(db))
+    if args.command == "jobs":
+        return run_jobs_command(args, JobStore(db), language, settings)
 
     admin = SenderAdmin(db)
     if args.command == "add":
@@ -151,10 +165,34 @@ def format_senders(admin: SenderAdmin, language: str) -> str:
         key_created = (_format_time(sender.key_created_at) if sender.key_created_at is not None
                        else translate("cli_no_key", language, app_tag=sender.app_tag))
         rows.append([sender.app_tag, sender.mailbox, enabled, key_created, _format_time(sender.created_at)])
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
+    return format_table(rows)
 
 
 def _format_time(moment: datetime, seconds: bool = False) -> str:
     utc = moment.astimezone(timezone.utc)
     return utc.strftime("%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC")
+
+
+def run_jobs_command(args: argparse.Namespace, store: JobStore, language: str, settings: Settings) -> str:
+    if args.jobs_command == "dead":
+        return format_dead_jobs(store, language)
+
+    job_id = parse_job_id(args.job_id)
+    requeue_dead_job(settings, store, job_id)
+    return translate("cli_job_requeued", language, job_id=job_id)
+
+
+def format_dead_jobs(store: JobStore, language: str) -> str:
+    jobs = store.list_dead()
+    if not jobs:
+        return translate("cli_no_dead_jobs", language)
+
+    header = translate("cli_dead_jobs_header", language).split("|")
+    rows = [header] + [[job.job_id, job.app_tag, str(job.attempts), _format_time(job.updated_at),
+                        str(job.error or "")] for job in jobs]
+    return format_table(rows)
+
+
+def format_table(rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)

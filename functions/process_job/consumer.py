@@ -2,9 +2,9 @@
 
 Every worker process binds to the same durable consumer and deliver group, so JetStream spreads the
 jobs over them. The handler runs in a thread pool; the event loop only moves messages and acks.
-Each message ends in exactly one branch: ack (sent), nak with a delay (transient failure) or term
-(failed or dead). While a message waits for a thread or is being sent, it is marked in progress so
-JetStream does not redeliver it to another worker meanwhile.
+Each message ends in exactly one branch: ack (sent), nak with a delay (transient failure), term
+(failed) or a copy to the dead-letter stream and term (dead). While a message waits for a thread or is
+being sent, it is marked in progress so JetStream does not redeliver it to another worker meanwhile.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ import nats.errors
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from common.errors import QueueUnavailable
+from common.dead_letters import ensure_dead_letter_stream, publish_dead_letter
+from common.errors import PoisonJob, QueueUnavailable
 from common.health import Check, start_health_server
-from common.jobs import Action, Outcome, backoff_delay
+from common.jobs import Action, Job, Outcome, backoff_delay
 from common.metrics import get_metrics
 from common.queue import RECONNECT_WAIT_SECONDS, connect, ensure_stream
 from common.settings import Settings, get_observability_settings
@@ -34,6 +35,12 @@ Handler = Callable[[bytes, int], Outcome]
 
 # The consumer may have this many unacked jobs per worker process in flight or waiting for a thread.
 ACK_PENDING_PER_SLOT = 4
+# JetStream's max_deliver: unlimited. The handler ends a job after MAX_DELIVER send attempts, counted in
+# its row. Deliveries that only waited (PostgreSQL down, a shutdown) do not count, so a JetStream limit
+# could stop delivering a job that the handler has not given up.
+UNLIMITED_DELIVERIES = -1
+# Settings of an existing durable consumer that ensure_consumer brings up to date.
+UPDATABLE_FIELDS = ("ack_wait", "max_deliver", "max_ack_pending")
 
 
 def consumer_config(settings: Settings) -> ConsumerConfig:
@@ -43,9 +50,30 @@ def consumer_config(settings: Settings) -> ConsumerConfig:
         ack_policy=AckPolicy.EXPLICIT,
         deliver_policy=DeliverPolicy.ALL,
         ack_wait=settings.ack_wait_seconds,
-        max_deliver=settings.max_deliver,
+        max_deliver=UNLIMITED_DELIVERIES,
         max_ack_pending=settings.worker_concurrency * ACK_PENDING_PER_SLOT,
     )
+
+
+async def ensure_consumer(js: JetStreamContext, settings: Settings) -> None:
+    """Update an existing durable consumer whose settings differ; subscribe creates a missing one.
+
+    nats-py binds to an existing durable consumer without comparing its configuration, so one created
+    by an older version would keep, for example, a max_deliver of 20.
+    """
+    wanted = consumer_config(settings)
+    try:
+        info = await js.consumer_info(settings.nats_stream, settings.nats_consumer)
+    except nats.js.errors.NotFoundError:
+        return
+    current = info.config
+    if all(getattr(current, name) == getattr(wanted, name) for name in UPDATABLE_FIELDS):
+        return
+
+    wanted.deliver_subject = current.deliver_subject
+    await js.add_consumer(settings.nats_stream, wanted)
+    logger.info("Updated consumer %s: ack_wait %s, max_deliver %s, max_ack_pending %s",
+                settings.nats_consumer, wanted.ack_wait, wanted.max_deliver, wanted.max_ack_pending)
 
 
 class Consumer:
@@ -59,6 +87,7 @@ class Consumer:
         self._slots = asyncio.Semaphore(settings.worker_concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
+        self._js: JetStreamContext | None = None
 
     def stop(self) -> None:
         logger.info("Stopping: taking no new jobs, finishing the ones in flight")
@@ -66,8 +95,10 @@ class Consumer:
 
     async def run(self) -> None:
         nc = await self._connect()
-        js = nc.jetstream()
+        js = self._js = nc.jetstream()
         await ensure_stream(js, self._settings)
+        await ensure_dead_letter_stream(js, self._settings)
+        await ensure_consumer(js, self._settings)
         sub = await js.subscribe(
             self._settings.job_subject,
             queue=self._settings.nats_consumer,
@@ -153,7 +184,8 @@ class Consumer:
         except Exception as exc:  # noqa: BLE001 - a bug in one job must not stop the worker
             logger.error("Handler raised on message %s (attempt %d)", _sequence(msg), attempt, exc_info=True)
             if attempt >= self._settings.max_deliver:
-                return Outcome.dead(f"Handler raised {type(exc).__name__} on every attempt.")
+                # NOTE: the job's row keeps its last status, because the handler never recorded one.
+                return Outcome.dead(f"Handler raised {type(exc).__name__} on every attempt.", _job_id(msg))
             delay = backoff_delay(attempt, self._settings.retry_base_seconds, self._settings.retry_max_seconds)
             return Outcome.retry(delay, f"Handler raised {type(exc).__name__}: {exc}")
 
@@ -162,15 +194,40 @@ class Consumer:
             await msg.ack()
         elif outcome.action is Action.RETRY:
             await msg.nak(delay=outcome.delay_seconds)
+        elif outcome.action is Action.DEAD_LETTER:
+            await self._dead_letter(msg, outcome)
         else:
             await msg.term()
         logger.debug("Message %s settled: %s (%s)", _sequence(msg), outcome.action.value, outcome.status.value)
+
+    async def _dead_letter(self, msg: Msg, outcome: Outcome) -> None:
+        """Copy the message to the dead-letter stream, then terminate it; nak it if the copy failed."""
+        assert self._js is not None
+        token = outcome.job_id or f"seq-{_sequence(msg)}"
+        try:
+            await publish_dead_letter(self._js, self._settings, token, msg.data, outcome.reason,
+                                      msg.metadata.sequence.stream)
+        except (asyncio.TimeoutError, nats.errors.Error) as exc:
+            # The redelivery finds the job dead in its row and copies it again.
+            delay = self._settings.retry_max_seconds
+            logger.warning("Could not copy message %s (job %s) to the dead-letter stream (%s); retrying in "
+                           "%.0f s", _sequence(msg), token, exc or type(exc).__name__, delay)
+            await msg.nak(delay=delay)
+            return
+        await msg.term()
 
     async def _keep_in_progress(self, msg: Msg) -> None:
         interval = max(self._settings.ack_wait_seconds / 3, 1.0)
         while True:
             await asyncio.sleep(interval)
             await msg.in_progress()
+
+
+def _job_id(msg: Msg) -> str:
+    try:
+        return Job.from_bytes(msg.data).job_id
+    except PoisonJob:
+        return ""
 
 
 def _sequence(msg: Msg) -> str:

@@ -5,8 +5,8 @@ import dataclasses
 import pytest
 import requests
 
-from common.errors import GraphError, TokenError
-from common.graph import GraphClient, parse_retry_after
+from common.errors import GraphError, GraphUnavailable, TokenError
+from common.graph import GraphClient, odata_string, parse_retry_after
 from common.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -130,3 +130,58 @@ def test_proxy_variables_are_honoured(settings, mailbox, monkeypatch):
     with pytest.raises(GraphError) as info:
         GraphClient(settings).send_mail(mailbox, MESSAGE)
     assert "proxy" in str(info.value).lower()
+def send_with_fault(settings, sandbox, mailbox, **fault):
+    sandbox.add_fault(mailbox=mailbox, **{"count": 1, **fault})
+    try:
+        with pytest.raises(GraphError) as info:
+            GraphClient(settings).send_mail(mailbox, MESSAGE)
+    finally:
+        sandbox.clear_faults()
+    return info.value
+
+
+@pytest.mark.parametrize("status, maybe_delivered", [(429, False), (503, False), (500, True), (502, True),
+                                                     (504, True)])
+def test_error_status_tells_whether_mail_may_be_sent(settings, sandbox, mailbox, status, maybe_delivered):
+    assert send_with_fault(settings, sandbox, mailbox, status=status).maybe_delivered is maybe_delivered
+
+
+def test_second_401_is_transient(settings, sandbox, mailbox):
+    error = send_with_fault(settings, sandbox, mailbox, status=401, count=2)
+
+    assert (error.status_code, error.transient) == (401, True)
+
+
+def test_read_timeout_may_have_sent_the_mail(settings, sandbox, mailbox):
+    # The sandbox stores the mail after the latency, when the client has given up.
+    error = send_with_fault(dataclasses.replace(settings, graph_timeout_seconds=0.5), sandbox, mailbox,
+                            latency_ms=1500)
+
+    assert isinstance(error, GraphUnavailable)
+    assert error.maybe_delivered is True
+
+
+def test_refused_connection_did_not_send(settings, mailbox):
+    from tests.conftest import free_port
+
+    # The token still comes from the sandbox; only Graph's address is closed.
+    client = GraphClient(dataclasses.replace(settings, graph_base_url=f"https://127.0.0.1:{free_port()}/v1.0"))
+
+    with pytest.raises(GraphUnavailable) as info:
+        client.send_mail(mailbox, MESSAGE)
+    assert info.value.maybe_delivered is False
+
+
+def test_sent_message_is_found_by_internet_message_id(settings, sandbox, mailbox):
+    client = GraphClient(settings)
+    client.send_mail(mailbox, {**MESSAGE, "internetMessageId": "<found-1@example.com>"})
+
+    assert client.find_sent_message(mailbox, "<found-1@example.com>") is True
+
+
+def test_unsent_message_is_not_found(settings, mailbox):
+    assert GraphClient(settings).find_sent_message(mailbox, "<never-sent@example.com>") is False
+
+
+def test_odata_string_doubles_quotes():
+    assert odata_string("<o'brien@example.com>") == "'<o''brien@example.com>'"

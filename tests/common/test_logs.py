@@ -2,7 +2,7 @@ import json
 import logging
 import sys
 
-from common.logs import JsonFormatter, job_context, mask_address
+from common.logs import JsonFormatter, job_context, mask_address, mask_addresses_in_text
 
 
 def test_mask_keeps_first_character_and_domain():
@@ -45,3 +45,8 @@ def test_json_line_carries_exception_fields():
     assert line["error.kind"] == "ValueError"
     assert line["error.message"] == "kaputt"
     assert "Traceback" in line["error.stack"]
+def test_addresses_in_text_are_masked():
+    text = "The requested user 'rechnungen@firma.example' is invalid; recipients a.b@example.com, <c@x.de>."
+
+    assert mask_addresses_in_text(text) == ("The requested user 'r***@firma.example' is invalid; "
+                                            "recipients a***@example.com, <c***@x.de>.")

@@ -152,6 +152,50 @@ def test_accepted_with_retry_after_still_stores_message(
     assert len(listed_messages(http, sandbox.url)) == 1
 
 
+def test_processed_fault_stores_message_and_answers_error(
+    sandbox: SandboxServer, http: requests.Session, token: str
+) -> None:
+    add_fault(http, sandbox.url, status=504, processed=True, count=1)
+
+    response = send(http, sandbox, token)
+
+    assert response.status_code == 504
+    assert graph_error(response)["code"] == "GatewayTimeout"
+    assert len(listed_messages(http, sandbox.url)) == 1
+
+
+def test_unprocessed_fault_stores_nothing(sandbox: SandboxServer, http: requests.Session, token: str) -> None:
+    add_fault(http, sandbox.url, status=504, count=1)
+
+    send(http, sandbox, token)
+
+    assert listed_messages(http, sandbox.url) == []
+
+
+def test_processed_fault_does_not_hide_request_errors(
+    sandbox: SandboxServer, http: requests.Session, token: str
+) -> None:
+    add_fault(http, sandbox.url, status=504, processed=True, count=1)
+
+    response = send_mail(http, sandbox.url, token, {"message": message(toRecipients=[])})
+
+    assert response.status_code == 400
+
+
+def test_active_requests_are_counted_per_mailbox(
+    sandbox: SandboxServer, http: requests.Session, token: str
+) -> None:
+    add_fault(http, sandbox.url, latency_ms=1000, count=1)
+    sender = threading.Thread(target=send, args=(https_session(sandbox.ca_path), sandbox, token))
+    sender.start()
+    time.sleep(0.5)
+
+    active = http.get(f"{sandbox.url}/_sandbox/stats").json()["active_requests"]
+    sender.join(timeout=10)
+
+    assert active == {MAILBOX.lower(): 1}
+
+
 def test_fault_limited_to_operations(sandbox: SandboxServer, http: requests.Session, token: str) -> None:
     add_fault(http, sandbox.url, status=503, operations=["send", "createUploadSession"])
 
@@ -188,6 +232,7 @@ def test_faults_listed_removed_and_cleared(sandbox: SandboxServer, http: request
         {"status": 503, "retryAfter": 1},
         {"status": 503, "operations": ["sendmail"]},
         {"status": "503"},
+        {"status": 504, "processed": "yes"},
     ],
 )
 def test_invalid_fault_rejected(sandbox: SandboxServer, http: requests.Session, spec: dict[str, Any]) -> None:

@@ -1,5 +1,6 @@
 """The admin CLI as an operator runs it: a subprocess against the test database."""
 
+import asyncio
 import hashlib
 import json
 import os
@@ -7,8 +8,13 @@ import subprocess
 import sys
 import uuid
 
+import nats
 import pytest
 import requests
+
+from common.job_store import JobError, JobStore
+from common.jobs import Job, JobStatus
+from common.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -182,3 +188,87 @@ def test_add_key_text_is_german_under_german_locale(cli, tag):
     result = cli("add", "-tag", tag, "-email", "x@example.com", lang="de_DE.UTF-8")
     assert "API-Schlüssel von" in result.stdout
     cli("delete", "-tag", tag)
+# --- jobs dead / jobs requeue ---
+
+
+def make_dead_job(database, service_env, app_tag, with_dead_letter=True):
+    """Insert a dead job's row and, like the worker, copy its message to the dead-letter stream."""
+    job = Job.new({"recipients": ["to@example.com"], "subject": "requeued", "body_content": "b",
+                   "cc_recipients": [], "bcc_recipients": [], "attachments": [], "app_tag": app_tag})
+    store = JobStore(database)
+    store.insert(job, 1)
+    store.finish(job.job_id, JobStatus.DEAD, JobError(503, "ServiceUnavailable", "Service down."))
+    if with_dead_letter:
+        asyncio.run(copy_to_dead_letters(service_env, job))
+    return job
+
+
+async def copy_to_dead_letters(service_env, job):
+    settings = Settings.from_env(service_env)
+    nc = await nats.connect(settings.nats_url)
+    await nc.jetstream().publish(settings.dead_letter_subject(job.job_id), job.to_bytes())
+    await nc.close()
+
+
+def test_dead_jobs_are_listed_with_last_error(cli, database, service_env, worker, sender):
+    job = make_dead_job(database, service_env, sender()[0])
+
+    result = cli("jobs", "dead")
+
+    line = next(line for line in result.stdout.splitlines() if job.job_id in line)
+    assert "503 ServiceUnavailable" in line
+
+
+def test_dead_jobs_header_is_german_under_german_locale(cli, database, service_env, worker, sender):
+    make_dead_job(database, service_env, sender()[0])
+
+    header = cli("jobs", "dead", lang="de_DE.UTF-8").stdout.splitlines()[0]
+
+    assert header.split()[:3] == ["JOB_ID", "APP_TAG", "VERSUCHE"]
+
+
+def test_requeued_dead_job_is_sent(cli, database, service_env, worker, sender, sandbox):
+    app_tag, mailbox = sender()
+    job = make_dead_job(database, service_env, app_tag)
+
+    result = cli("jobs", "requeue", "-id", job.job_id)
+
+    assert result.returncode == 0
+    assert "requeued" in result.stdout
+    assert len(sandbox.wait_for_messages(mailbox)) == 1
+    assert JobStore(database).get(job.job_id).status is JobStatus.SENT
+
+
+def test_requeue_of_unknown_job_fails(cli):
+    result = cli("jobs", "requeue", "--id", str(uuid.uuid4()))
+
+    assert result.returncode == 1
+    assert "No job with id" in result.stderr
+
+
+def test_requeue_of_invalid_id_names_it(cli):
+    result = cli("jobs", "requeue", "-id", "kein-job")
+
+    assert result.returncode == 1
+    assert "'kein-job'" in result.stderr
+
+
+def test_requeue_of_sent_job_is_refused(cli, database, sender):
+    job = Job.new({"recipients": ["to@example.com"], "app_tag": sender()[0]})
+    JobStore(database).insert(job, 1)
+    JobStore(database).mark_sent(job.job_id)
+
+    result = cli("jobs", "requeue", "-id", job.job_id)
+
+    assert result.returncode == 1
+    assert "only dead jobs" in result.stderr
+
+
+def test_requeue_without_dead_letter_keeps_job_dead(cli, database, service_env, worker, sender):
+    job = make_dead_job(database, service_env, sender()[0], with_dead_letter=False)
+
+    result = cli("jobs", "requeue", "-id", job.job_id)
+
+    assert result.returncode == 1
+    assert "no longer exists" in result.stderr
+    assert JobStore(database).get(job.job_id).status is JobStatus.DEAD

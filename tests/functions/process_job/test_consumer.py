@@ -12,10 +12,13 @@ import nats
 import pytest
 import requests
 
+from nats.js.api import AckPolicy, ConsumerConfig
+
 from common.attachments import AttachmentStore, ensure_object_store
 from common.jobs import Job
-from common.queue import JetStreamPublisher
-from common.settings import ENV_NATS_CONSUMER, ENV_NATS_STREAM, ENV_NATS_URL, Settings
+from common.queue import JetStreamPublisher, ensure_stream
+from common.settings import ENV_NATS_CONSUMER, ENV_NATS_STREAM, ENV_NATS_SUBJECT_PREFIX, ENV_NATS_URL, Settings
+from functions.process_job.consumer import UNLIMITED_DELIVERIES, ensure_consumer
 from tests.conftest import spawn
 
 pytestmark = pytest.mark.integration
@@ -117,3 +120,33 @@ def test_slow_upload_outlasting_ack_wait_is_not_redelivered(service_env, sender,
 
     assert len(sandbox.messages(mailbox)) == 1
     assert info.num_redelivered == 0
+def test_consumer_delivers_without_limit(service_env, worker):
+    info, _ = asyncio.run(consumer_state(service_env))
+    assert info.config.max_deliver == UNLIMITED_DELIVERIES
+
+
+async def create_then_ensure(env):
+    """Create a consumer as an older version did (max_deliver 20) on a fresh stream, then ensure it."""
+    suffix = uuid.uuid4().hex[:8]
+    settings = Settings.from_env({**env, ENV_NATS_STREAM: f"OLD_{suffix}",
+                                  ENV_NATS_SUBJECT_PREFIX: f"old-{suffix}", ENV_NATS_CONSUMER: f"old-{suffix}"})
+    nc = await nats.connect(env[ENV_NATS_URL])
+    js = nc.jetstream()
+    await ensure_stream(js, settings)
+    old = ConsumerConfig(durable_name=settings.nats_consumer, deliver_group=settings.nats_consumer,
+                         deliver_subject=nc.new_inbox(), ack_policy=AckPolicy.EXPLICIT, max_deliver=20,
+                         ack_wait=60)
+    await js.add_consumer(settings.nats_stream, old)
+
+    await ensure_consumer(js, settings)
+
+    info = await js.consumer_info(settings.nats_stream, settings.nats_consumer)
+    await js.delete_stream(settings.nats_stream)
+    await nc.close()
+    return info.config
+
+
+def test_consumer_of_older_version_is_updated(service_env):
+    config = asyncio.run(create_then_ensure(service_env))
+
+    assert config.max_deliver == UNLIMITED_DELIVERIES

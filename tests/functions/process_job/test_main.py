@@ -95,16 +95,6 @@ def test_graph_400_fails_without_retry(sandbox, sender):
     assert outcome.status is JobStatus.FAILED
 
 
-def test_last_attempt_of_transient_failure_is_dead(sandbox, sender, service_env):
-    app_tag, mailbox = sender()
-    sandbox.add_fault(status=503, count=1, mailbox=mailbox)
-    try:
-        outcome = handler.process_job(job_for(app_tag).to_bytes(), attempt=handler.services().settings.max_deliver)
-    finally:
-        sandbox.clear_faults()
-    assert outcome.status is JobStatus.DEAD
-
-
 def stored_job(app_tag, data):
     """A job whose attachment waits in the object store, as the ingest queues a large job."""
     job = job_for(app_tag, attachments=[{"name": "gross.pdf", "contentType": "application/pdf",
@@ -162,3 +152,11 @@ def test_missing_attachment_fails_the_job(sandbox, sender):
     assert outcome.status is JobStatus.FAILED
     assert "object store" in outcome.reason
     assert sandbox.messages(mailbox) == []
+def test_handled_job_is_recorded_as_sent(sandbox, sender, database):
+    app_tag, _ = sender()
+    job = job_for(app_tag)
+
+    handler.process_job(job.to_bytes())
+
+    rows = database.run("SELECT status FROM jobs WHERE job_id = :id", id=job.job_id)
+    assert rows == [["sent"]]
