@@ -170,6 +170,19 @@ class Context:
         return requests.request(method, f"{url or self.admin_api.url}{path}", headers=headers, timeout=30,
                                 **kwargs)
 
+    def send_twice_with_one_idempotency_key(self) -> requests.Response:
+        key, idempotency = self.sender().api_key, {"Idempotency-Key": os.urandom(8).hex()}
+        self.send(key, headers=idempotency, json={"recipients": ["a@example.com"], "subject": "first"})
+        return self.send(key, headers=idempotency, json={"recipients": ["a@example.com"], "subject": "second"})
+
+    def read_job(self, key: str | None, job_id: str) -> requests.Response:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return requests.get(f"{self.ingest}/jobs/{job_id}", headers=headers, timeout=30)
+
+    def read_own_job(self) -> requests.Response:
+        key = self.sender().api_key
+        return self.read_job(key, self.send(key).json()["job_id"])
+
     def fresh_tag(self) -> str:
         """Return an app_tag that no sender has; the fixture deletes its sender after the test."""
         self.fresh_tags.append(f"oa-{os.urandom(4).hex()}")
@@ -193,6 +206,11 @@ SEND_PRODUCERS: dict[tuple[str, str, str], Callable[[Context], requests.Response
         "recipients": ["a@example.com"], "body_content": "x" * ONE_MEGABYTE}),
     ("/send-email", "post", "422"): lambda c: c.send(c.sender().api_key, json={"recipients": ["kaputt"]}),
     ("/send-email", "post", "503"): lambda c: c.send(c.sender().api_key, url=c.broken_ingest),
+    ("/send-email", "post", "409"): lambda c: c.send_twice_with_one_idempotency_key(),
+    ("/jobs/{job_id}", "get", "200"): lambda c: c.read_own_job(),
+    ("/jobs/{job_id}", "get", "400"): lambda c: c.read_job(c.sender().api_key, "kein-job"),
+    ("/jobs/{job_id}", "get", "401"): lambda c: c.read_job(None, "kein-job"),
+    ("/jobs/{job_id}", "get", "404"): lambda c: c.read_job(c.sender().api_key, "00000000-0000-4000-8000-000000000000"),
     ("/openapi.json", "get", "200"): lambda c: requests.get(f"{c.ingest}/openapi.json", timeout=10),
 }
 
