@@ -118,7 +118,7 @@ class JobStore:
     # --- ingest ---
 
     def insert(self, job: Job, recipient_count: int) -> None:
-        self._db.run(
+        self._db.run_prepared(
             "INSERT INTO jobs (job_id, app_tag, status, recipient_count) VALUES (:id, :tag, 'queued', :count)",
             id=job.job_id, tag=job.app_tag, count=recipient_count,
         )
@@ -130,7 +130,7 @@ class JobStore:
         One statement: the primary key of idempotency_keys makes a concurrent request with the same
         key wait for this one and then find its job. A key older than the window is taken over.
         """
-        created = self._db.run(
+        created = self._db.run_prepared(
             """
             WITH claim AS (
                 INSERT INTO idempotency_keys (app_tag, idempotency_key, job_id, request_hash)
@@ -150,7 +150,7 @@ class JobStore:
         if created:
             return IdempotencyClaim(job.job_id, request_hash, created=True)
 
-        rows = self._db.run(
+        rows = self._db.run_prepared(
             "SELECT job_id, request_hash FROM idempotency_keys WHERE app_tag = :tag AND idempotency_key = :key",
             tag=job.app_tag, key=key,
         )
@@ -158,10 +158,10 @@ class JobStore:
 
     def delete_unpublished(self, job_id: str) -> None:
         """Delete a job that JetStream did not store; the client got 503 and never saw its id."""
-        self._db.run("DELETE FROM jobs WHERE job_id = :id AND status = 'queued'", id=job_id)
+        self._db.run_prepared("DELETE FROM jobs WHERE job_id = :id AND status = 'queued'", id=job_id)
 
     def record_publish_failure(self, job_id: str, error: JobError) -> None:
-        self._db.run(
+        self._db.run_prepared(
             "UPDATE jobs SET error_code = :code, error_message = :message, updated_at = now() "
             "WHERE job_id = :id AND status = 'queued'",
             id=job_id, code=error.code, message=error.message,
@@ -171,7 +171,7 @@ class JobStore:
 
     def get(self, job_id: str, app_tag: str | None = None) -> JobRecord | None:
         """Return the job, or None when it does not exist or (with app_tag) belongs to another app."""
-        rows = self._db.run(
+        rows = self._db.run_prepared(
             f"SELECT {_COLUMNS} FROM jobs WHERE job_id = :id AND (CAST(:tag AS text) IS NULL OR app_tag = :tag)",
             id=job_id, tag=app_tag,
         )
@@ -190,7 +190,7 @@ class JobStore:
         if record is not None:
             return record
 
-        self._db.run(
+        self._db.run_prepared(
             "INSERT INTO jobs (job_id, app_tag, status, recipient_count) VALUES (:id, :tag, 'queued', :count) "
             "ON CONFLICT (job_id) DO NOTHING",
             id=job.job_id, tag=job.app_tag, count=recipient_count,
@@ -201,7 +201,7 @@ class JobStore:
         return record
 
     def list_dead(self, limit: int = DEAD_LIST_LIMIT) -> list[JobRecord]:
-        rows = self._db.run(
+        rows = self._db.run_prepared(
             f"SELECT {_COLUMNS} FROM jobs WHERE status = 'dead' ORDER BY updated_at LIMIT :limit", limit=limit
         )
         return [JobRecord.from_row(row) for row in rows]
@@ -210,7 +210,7 @@ class JobStore:
 
     def begin_attempt(self, record: JobRecord, mailbox: str, internet_message_id: str) -> int | None:
         """Record a send attempt as started; return its number, or None if another worker changed the job."""
-        rows = self._db.run(
+        rows = self._db.run_prepared(
             """
             UPDATE jobs SET status = 'sending', attempts = attempts + 1, mailbox = :mailbox,
                             internet_message_id = :message_id, attempt_started_at = now(), updated_at = now()
@@ -223,7 +223,7 @@ class JobStore:
         return rows[0][0] if rows else None
 
     def mark_sent(self, job_id: str) -> None:
-        self._db.run(
+        self._db.run_prepared(
             "UPDATE jobs SET status = 'sent', sent_at = now(), updated_at = now(), outcome_unknown = false "
             "WHERE job_id = :id",
             id=job_id,
@@ -232,7 +232,7 @@ class JobStore:
     def mark_retrying(self, job_id: str, error: JobError, outcome_unknown: bool,
                       count_attempt: bool = False) -> int:
         """Record a failed attempt that will be retried; return the job's attempt count."""
-        rows = self._db.run(
+        rows = self._db.run_prepared(
             """
             UPDATE jobs SET status = 'retrying', error_status = :error_status, error_code = :code,
                             error_message = :message, outcome_unknown = :unknown,
@@ -247,7 +247,7 @@ class JobStore:
 
     def finish(self, job_id: str, status: JobStatus, error: JobError, outcome_unknown: bool = False) -> None:
         """Record a failed or dead job with the error that ended it."""
-        self._db.run(
+        self._db.run_prepared(
             """
             UPDATE jobs SET status = :status, error_status = :error_status, error_code = :code,
                             error_message = :message, outcome_unknown = :unknown, updated_at = now()
@@ -261,7 +261,7 @@ class JobStore:
 
     def requeue(self, job_id: str) -> int | None:
         """Set a dead job back to queued with no attempts; return its requeue count, None if not dead."""
-        rows = self._db.run(
+        rows = self._db.run_prepared(
             "UPDATE jobs SET status = 'queued', attempts = 0, requeues = requeues + 1, updated_at = now() "
             "WHERE job_id = :id AND status = 'dead' RETURNING requeues",
             id=job_id,
@@ -269,7 +269,7 @@ class JobStore:
         return rows[0][0] if rows else None
 
     def undo_requeue(self, job_id: str, attempts: int) -> None:
-        self._db.run(
+        self._db.run_prepared(
             "UPDATE jobs SET status = 'dead', attempts = :attempts, requeues = requeues - 1, updated_at = now() "
             "WHERE job_id = :id AND status = 'queued'",
             id=job_id, attempts=attempts,
