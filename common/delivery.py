@@ -149,7 +149,7 @@ class Delivery:
             return Outcome.failed(refusal.message)
         assert sender is not None
 
-        # Gathered before the row says sending: a failed fetch sent nothing, so no Sent Items lookup is due.
+        # Loaded before the row is set to sending, because a failed fetch sent nothing and needs no lookup.
         try:
             attachments = load_attachments(job.mail, self._attachments)
         except ServiceError as exc:

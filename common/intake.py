@@ -95,9 +95,9 @@ class Intake:
     def _publish(self, job: Job, keep_attachments: bool = False) -> None:
         """Store the job (its large attachments first) in JetStream.
 
-        A failed publish deletes the attachments it put, unless keep_attachments is set (a replay, whose
-        first publish may have stored the job with them) or the publish timed out (JetStream may have
-        stored the job; the retention of the object store removes objects that no job uses).
+        A failed publish deletes the attachments it put, with two exceptions. A replay (keep_attachments)
+        keeps them, because its first publish may have stored the job with them. A timed-out publish keeps
+        them, because JetStream may have stored the job. The object store's retention removes the rest.
         """
         queued = job if self._attachments.fits_in_message(job) else self._attachments.offload(job)
         try:

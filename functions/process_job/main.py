@@ -26,7 +26,7 @@ from common.tracing import TAG_APP_TAG, TAG_JOB_ID, tag_current_span
 
 logger = logging.getLogger(__name__)
 
-# Graph answers sendMail with 202 Accepted; metrics of a sent job carry it as the Graph status.
+# Graph returns 202 Accepted for sendMail; metrics of a sent job carry it as the Graph status.
 SENT_STATUS = 202
 # The app_tag in the metrics of a queued message that is not a job.
 UNKNOWN_APP_TAG = "unknown"
