@@ -136,18 +136,27 @@ class JetStreamPublisher:
 
         Raises QueueUnavailable when the job was not stored and PayloadTooLarge when NATS rejects its size.
         """
-        loop = self._ensure_started()
         timeout = self._settings.publish_timeout_seconds
         headers = dict(headers or {})
+
+        async def store(js: JetStreamContext, remaining: float) -> int:
+            ack = await js.publish(subject, payload, timeout=remaining, headers=headers or None)
+            return ack.seq
+
         # The span starts in this (the request's) thread, so it is a child of the request's span.
         with publish_span(subject, headers, headers.get(MSG_ID_HEADER, "")):
-            future = asyncio.run_coroutine_threadsafe(
-                self._publish(subject, payload, headers or None, timeout), loop)
-            try:
-                return future.result(timeout + 1.0)
-            except FutureTimeoutError as exc:
-                future.cancel()
-                raise translate_error(exc) from exc
+            return self._call(store, timeout, size=len(payload))
+
+    def run(self, operation: Callable[[JetStreamContext], Awaitable[T]], timeout: float) -> T:
+        """Run operation(js) on this connection's loop and return its result.
+
+        Raises QueueUnavailable when NATS is not connected, the operation fails with a nats-py error,
+        or it takes longer than timeout seconds.
+        """
+        async def bounded(js: JetStreamContext, remaining: float) -> T:
+            return await asyncio.wait_for(operation(js), remaining)
+
+        return self._call(bounded, timeout)
 
     def connected(self, timeout: float) -> bool:
         """Return whether this process is connected to NATS, waiting up to timeout for a first connect."""
@@ -167,8 +176,19 @@ class JetStreamPublisher:
             return False
         return self._nc is not None and self._nc.is_connected
 
-    async def _publish(self, subject: str, payload: bytes, headers: dict[str, str] | None,
-                       timeout: float) -> int:
+    def _call(self, operation: Callable[[JetStreamContext, float], Awaitable[T]], timeout: float,
+              size: int = 0) -> T:
+        """Run operation(js, remaining seconds) on the connection's loop from a request thread."""
+        loop = self._ensure_started()
+        future = asyncio.run_coroutine_threadsafe(self._on_connection(operation, timeout, size), loop)
+        try:
+            return future.result(timeout + 1.0)
+        except FutureTimeoutError as exc:
+            future.cancel()
+            raise translate_error(exc) from exc
+
+    async def _on_connection(self, operation: Callable[[JetStreamContext, float], Awaitable[T]],
+                             timeout: float, size: int) -> T:
         deadline = time.monotonic() + timeout
         assert self._js is not None
         try:
@@ -177,41 +197,12 @@ class JetStreamPublisher:
             # That would store a job whose client already received a 503.
             if self._nc is None or not self._nc.is_connected:
                 raise QueueUnavailable("Not connected to NATS.", reason="not connected to NATS")
-            ack = await js.publish(subject, payload, timeout=max(deadline - time.monotonic(), 0.1),
-                                   headers=headers)
+            return await operation(js, max(deadline - time.monotonic(), 0.1))
         except QueueUnavailable:
             raise
         except (asyncio.TimeoutError, nats.errors.Error) as exc:
             limit = self._nc.max_payload if self._nc is not None else 0
-            raise translate_error(exc, size=len(payload), limit=limit) from exc
-        return ack.seq
-
-    def run(self, operation: Callable[[JetStreamContext], Awaitable[T]], timeout: float) -> T:
-        """Run operation(js) on this connection's loop and return its result.
-
-        Raises QueueUnavailable when NATS is not connected, the operation fails with a nats-py error,
-        or it takes longer than timeout seconds.
-        """
-        loop = self._ensure_started()
-        future = asyncio.run_coroutine_threadsafe(self._run(operation, timeout), loop)
-        try:
-            return future.result(timeout + 1.0)
-        except FutureTimeoutError as exc:
-            future.cancel()
-            raise translate_error(exc) from exc
-
-    async def _run(self, operation: Callable[[JetStreamContext], Awaitable[T]], timeout: float) -> T:
-        deadline = time.monotonic() + timeout
-        assert self._js is not None
-        try:
-            js = await asyncio.wait_for(asyncio.shield(self._js), timeout)
-            if self._nc is None or not self._nc.is_connected:
-                raise QueueUnavailable("Not connected to NATS.", reason="not connected to NATS")
-            return await asyncio.wait_for(operation(js), max(deadline - time.monotonic(), 0.1))
-        except QueueUnavailable:
-            raise
-        except (asyncio.TimeoutError, nats.errors.Error) as exc:
-            raise translate_error(exc) from exc
+            raise translate_error(exc, size=size, limit=limit) from exc
 
     def max_payload(self) -> int:
         """Return the NATS server's max_payload in bytes, connecting first if needed."""
