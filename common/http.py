@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 import logging
 import os
 import uuid
@@ -92,6 +93,19 @@ def error_response(exc: ServiceError, language: str) -> flask.Response:
         response.response = iter([response.get_data()])
         del response.headers["Content-Length"]
     return response
+
+
+def guarded_response(action: Callable[[], flask.Response], language: str) -> flask.Response:
+    """Return action's response; a ServiceError becomes its JSON error, anything else a logged 500.
+
+    Handlers answer JSON in every case, never functions-framework's HTML error page.
+    """
+    try:
+        return action()
+    except ServiceError as exc:
+        return error_response(exc, language)
+    except Exception:  # noqa: BLE001 - the 500 logs it with a request id
+        return internal_error_response(language)
 
 
 def internal_error_response(language: str) -> flask.Response:

@@ -20,7 +20,7 @@ from werkzeug.routing import Map, Rule
 from common.auth import check_admin_token, require_admin_token
 from common.db import Database
 from common.errors import ConfigurationError, ServiceError
-from common.http import (apply_server_defaults, error_response, internal_error_response, json_response,
+from common.http import (apply_server_defaults, error_response, guarded_response, json_response,
                          method_not_allowed_response, not_found_response, read_json_object,
                          request_language)
 from common.health import database_check, health_response, nats_check
@@ -91,12 +91,7 @@ def admin(request: flask.Request) -> flask.Response:
         return method_not_allowed_response(request, language, ", ".join(sorted(exc.valid_methods or [])))
 
     name_request(f"{request.method} {URL_MAP_PATTERNS[endpoint]}")
-    try:
-        return HANDLERS[endpoint](request, language, **arguments)
-    except ServiceError as exc:
-        return error_response(exc, language)
-    except Exception:  # noqa: BLE001 - answer JSON, never functions-framework's HTML page
-        return internal_error_response(language)
+    return guarded_response(lambda: HANDLERS[endpoint](request, language, **arguments), language)
 
 
 def list_senders(request: flask.Request, language: str) -> flask.Response:

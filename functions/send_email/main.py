@@ -19,9 +19,8 @@ from common.auth import SendAuthorizer
 from common.db import Database
 from common.errors import ServiceError
 from common.health import database_check, health_response, publisher_check
-from common.http import (apply_server_defaults, error_response, internal_error_response, json_response,
-                         method_not_allowed_response, not_found_response, read_json_object,
-                         request_language)
+from common.http import (apply_server_defaults, guarded_response, json_response, method_not_allowed_response,
+                         not_found_response, read_json_object, request_language)
 from common.idempotency import IDEMPOTENCY_KEY_HEADER, REPLAYED_HEADER, parse_idempotency_key
 from common.intake import Accepted, Intake
 from common.job_store import JobRecord, JobStore
@@ -86,12 +85,10 @@ def send_email(request: flask.Request) -> flask.Response:
         return method_not_allowed_response(request, language, "POST")
     name_request(f"POST {SEND_PATH}")
 
-    try:
-        accepted = accept(request, language)
-    except ServiceError as exc:
-        return error_response(exc, language)
-    except Exception:  # noqa: BLE001 - answer JSON, never functions-framework's HTML page
-        return internal_error_response(language)
+    return guarded_response(lambda: accepted_response(accept(request, language)), language)
+
+
+def accepted_response(accepted: Accepted) -> flask.Response:
     headers = {REPLAYED_HEADER: "true"} if accepted.replayed else {}
     return json_response({"job_id": accepted.job_id, "status": accepted.status.value}, 202, headers)
 
@@ -120,13 +117,7 @@ def job_status(request: flask.Request, language: str, raw_job_id: str) -> flask.
     if request.method != "GET":
         return method_not_allowed_response(request, language, "GET")
 
-    try:
-        record = find_job(request, raw_job_id)
-    except ServiceError as exc:
-        return error_response(exc, language)
-    except Exception:  # noqa: BLE001 - answer JSON, never functions-framework's HTML page
-        return internal_error_response(language)
-    return json_response(record.to_json(), 200)
+    return guarded_response(lambda: json_response(find_job(request, raw_job_id).to_json(), 200), language)
 
 
 def find_job(request: flask.Request, raw_job_id: str) -> JobRecord:
