@@ -21,7 +21,7 @@ help:
 	@echo "  make servers       start NATS and PostgreSQL in the background unless they run"
 	@echo "  make stop-servers  stop the servers that 'make servers' started"
 	@echo "  make clean         delete .venv"
-	@echo "  make clean-data    delete .local (database, streams, sandbox CA and mails)"
+	@echo "  make clean-data    delete .local (the servers' data when make run started them, sandbox CA, admin token)"
 
 $(VENV_PYTHON):
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or newer," \

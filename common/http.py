@@ -57,7 +57,7 @@ def read_json_object(request: flask.Request, max_bytes: int | None = None) -> di
     try:
         payload = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise InvalidJSON(f"Request body is not valid JSON: {exc}.", reason=str(exc)) from exc
+        raise invalid_json(exc) from exc
     if not isinstance(payload, dict):
         kind = type(payload).__name__
         raise JSONNotObject(f"Request body is JSON of type {kind}; expected an object.", type=kind)
@@ -68,6 +68,27 @@ def _request_too_large(limit: int | None) -> RequestTooLarge:
     return RequestTooLarge(f"Request body exceeds the limit of {limit} bytes.", limit=limit)
 
 
+def log_rejection(exc: ServiceError) -> None:
+    """Log one line per rejected request: the route and the error code, never the body or a key."""
+    method, path = ("-", "-")
+    if flask.has_request_context():
+        method, path = flask.request.method, flask.request.path
+    level = logging.WARNING if exc.status >= 500 else logging.INFO
+    logger.log(level, "%s %s rejected with %d %s", method, path, exc.status, exc.code)
+
+
+def invalid_json(exc: Exception) -> InvalidJSON:
+    """Describe a JSON parse error by its position only, because the parser's text is English."""
+    error = InvalidJSON(f"Request body is not valid JSON: {exc}.")
+    if isinstance(exc, json.JSONDecodeError):
+        error.params = {"line": exc.lineno, "column": exc.colno}
+    elif isinstance(exc, UnicodeDecodeError):
+        error.message_key, error.params = "invalid_json_encoding", {"offset": exc.start}
+    else:
+        error.message_key = "invalid_json_depth"
+    return error
+
+
 def json_response(body: dict[str, Any], status: int, headers: dict[str, str] | None = None) -> flask.Response:
     response = flask.Response(json.dumps(body, ensure_ascii=False), status=status, mimetype="application/json")
     for name, value in (headers or {}).items():
@@ -76,6 +97,7 @@ def json_response(body: dict[str, Any], status: int, headers: dict[str, str] | N
 
 
 def error_response(exc: ServiceError, language: str) -> flask.Response:
+    log_rejection(exc)
     body: dict[str, Any] = {"error": exc.code, "message": exc.localized(language)}
     if isinstance(exc, ValidationFailed):
         body["fields"] = exc.fields

@@ -17,8 +17,18 @@ DEFAULT_LANGUAGE = ENGLISH
 CATALOG: dict[str, dict[str, str]] = {
     # API errors
     "invalid_json": {
-        ENGLISH: "The request body is not valid JSON: {reason}. Send a JSON object.",
-        GERMAN: "Der Request-Body ist kein gültiges JSON: {reason}. Senden Sie ein JSON-Objekt.",
+        ENGLISH: "The request body is not valid JSON (error at line {line}, column {column}). Send a JSON object.",
+        GERMAN: "Der Request-Body ist kein gültiges JSON (Fehler in Zeile {line}, Spalte {column}). "
+                "Senden Sie ein JSON-Objekt.",
+    },
+    "invalid_json_encoding": {
+        ENGLISH: "The request body is not UTF-8 text (invalid byte at offset {offset}). Send a JSON object.",
+        GERMAN: "Der Request-Body ist kein UTF-8-Text (ungültiges Byte an Position {offset}). "
+                "Senden Sie ein JSON-Objekt.",
+    },
+    "invalid_json_depth": {
+        ENGLISH: "The request body is JSON nested too deeply. Send a JSON object of ordinary depth.",
+        GERMAN: "Der Request-Body ist zu tief verschachteltes JSON. Senden Sie ein JSON-Objekt normaler Tiefe.",
     },
     "json_not_object": {
         ENGLISH: "The request body is JSON of type {type}; expected a JSON object.",
@@ -199,8 +209,9 @@ CATALOG: dict[str, dict[str, str]] = {
         GERMAN: "Mindestens eine Adresse ist erforderlich.",
     },
     "field_invalid_base64": {
-        ENGLISH: "Not valid base64: {reason}.",
-        GERMAN: "Kein gültiges Base64: {reason}.",
+        ENGLISH: "Not valid base64; expected the standard alphabet (A-Z, a-z, 0-9, +, /) with = padding.",
+        GERMAN: "Kein gültiges Base64; erwartet wird das Standardalphabet (A-Z, a-z, 0-9, +, /) mit "
+                "=-Auffüllung.",
     },
     "field_empty": {
         ENGLISH: "Must not be empty.",
@@ -291,9 +302,11 @@ CATALOG: dict[str, dict[str, str]] = {
         GERMAN: "Absender angelegt: {app_tag} -> {mailbox}",
     },
     "cli_sender_exists": {
-        ENGLISH: "A sender for app_tag '{app_tag}' already exists. Delete it first or use another tag.",
-        GERMAN: "Für app_tag '{app_tag}' gibt es schon einen Absender. Löschen Sie ihn zuerst "
-                "oder verwenden Sie einen anderen Tag.",
+        ENGLISH: "A sender for app_tag '{app_tag}' already exists. 'list' shows it, 'keys rotate -tag "
+                 "{app_tag}' issues a new API key for it; or delete it first, or use another tag.",
+        GERMAN: "Für app_tag '{app_tag}' gibt es schon einen Absender. 'list' zeigt ihn, 'keys rotate -tag "
+                "{app_tag}' erzeugt einen neuen API-Schlüssel dafür; oder löschen Sie ihn zuerst, oder "
+                "verwenden Sie einen anderen Tag.",
     },
     "cli_sender_deleted": {
         ENGLISH: "Sender deleted: {app_tag}",

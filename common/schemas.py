@@ -40,7 +40,7 @@ def _base64_validator(language: str):
         try:
             base64.b64decode(value, validate=True)
         except (binascii.Error, ValueError) as exc:
-            raise ValidationError(translate("field_invalid_base64", language, reason=exc)) from exc
+            raise ValidationError(translate("field_invalid_base64", language)) from exc
 
     return check
 

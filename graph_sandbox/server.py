@@ -143,7 +143,9 @@ class GraphRequestHandler(WSGIRequestHandler):
         access_logger.info("%s %s %s", getattr(self, "command", "-"), path, code)
 
     def log_error(self, format: str, *args: Any) -> None:
-        logger.warning("Connection from %s: " + format, self.address_string(), *args)
+        # An idle keep-alive connection that times out is normal for a client's connection pool.
+        level = logging.DEBUG if "timed out" in (format % args) else logging.WARNING
+        logger.log(level, "Connection from %s: " + format, self.address_string(), *args)
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.info(format, *args)

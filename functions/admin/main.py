@@ -18,7 +18,7 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 
 from common.auth import check_admin_token, require_admin_token
-from common.db import Database
+from common.db import Database, redact_dsn
 from common.errors import ConfigurationError, ServiceError
 from common.http import (apply_server_defaults, error_response, guarded_response, json_response,
                          method_not_allowed_response, not_found_response, read_json_object,
@@ -40,6 +40,8 @@ try:
 except ConfigurationError as exc:
     # functions-framework imports this module before it listens, so the process exits with this message.
     raise SystemExit(f"admin: {exc}") from exc
+
+logger.info("admin loaded: database %s", redact_dsn(get_settings().db_dsn))
 
 URL_MAP = Map([
     Rule("/senders", endpoint="list_senders", methods=["GET"]),

@@ -16,7 +16,7 @@ import functions_framework
 from common.apikeys import ApiKeyStore
 from common.attachments import AttachmentStore, ensure_object_store
 from common.auth import SendAuthorizer
-from common.db import Database
+from common.db import Database, redact_dsn
 from common.errors import ServiceError
 from common.health import database_check, health_response, publisher_check
 from common.http import (apply_server_defaults, guarded_response, json_response, method_not_allowed_response,
@@ -41,6 +41,8 @@ JOBS_PATH_PREFIX = "/jobs/"
 
 apply_server_defaults()
 configure_entry_point(SERVICE_API, get_settings().log_level)
+logger.info("send_email loaded: NATS %s (stream %s), database %s, Graph %s", get_settings().nats_url,
+            get_settings().nats_stream, redact_dsn(get_settings().db_dsn), get_settings().graph_base_url)
 if get_settings().allow_keyless_send:
     logger.warning("ALLOW_KEYLESS_SEND is on: send requests without an API key are accepted. "
                    "Turn it off once every client sends its key.")

@@ -88,6 +88,28 @@ def test_unparseable_json_is_400(ingest, sender):
     assert response.json()["error"] == "invalid_json"
 
 
+def raw_post(ingest, sender, data, **headers):
+    return requests.post(f"{ingest}/send-email", data=data, timeout=10,
+                         headers={"Content-Type": "application/json", **sender().auth, **headers})
+
+
+def test_invalid_json_message_names_position_in_german(ingest, sender):
+    response = raw_post(ingest, sender, '{"recipients": nope}', **{"Accept-Language": "de"})
+    assert "Zeile 1, Spalte 16" in response.json()["message"]
+
+
+def test_non_utf8_body_is_400(ingest, sender):
+    response = raw_post(ingest, sender, b'{"subject": "\xff"}')
+    assert response.status_code == 400
+    assert "offset 13" in response.json()["message"]
+
+
+def test_deeply_nested_json_is_400(ingest, sender):
+    response = raw_post(ingest, sender, "[" * 100_000 + "]" * 100_000)
+    assert response.status_code == 400
+    assert "nested too deeply" in response.json()["message"]
+
+
 def test_schema_errors_are_422_with_every_field(ingest, sender):
     response = post(ingest, {"recipients": ["kaputt"], "cc_recipients": "x", "subject": 5}, sender().api_key)
     assert response.status_code == 422
@@ -357,3 +379,18 @@ def test_openapi_document_is_served(ingest):
     response = requests.get(f"{ingest}/openapi.json", timeout=10)
     assert response.status_code == 200
     assert "/send-email" in response.json()["paths"]
+
+
+def test_rejected_request_is_logged_with_code(ingest_server, sender):
+    process, url = ingest_server
+    post(url, {"recipients": ["kaputt"], "subject": "log me"}, sender().api_key)
+    time.sleep(0.5)
+    assert "POST /send-email rejected with 422 validation_failed" in process.log()
+
+
+def test_rejection_log_has_no_body(ingest_server, sender):
+    process, url = ingest_server
+    post(url, {"recipients": ["geheim-empfaenger@example.com"], "body_content": "Geheimer Inhalt",
+               "cc_recipients": "x"}, sender().api_key)
+    time.sleep(0.5)
+    assert "Geheimer Inhalt" not in process.log()
