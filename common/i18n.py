@@ -292,6 +292,83 @@ CATALOG: dict[str, dict[str, str]] = {
         ENGLISH: "Give at least one of mailbox, display_name or enabled.",
         GERMAN: "Geben Sie mindestens eines von mailbox, display_name oder enabled an.",
     },
+    # Admin CLI help (argparse)
+    "cli_help_description": {
+        ENGLISH: "Manage the sender mailbox of each application (app_tag), its API keys and dead jobs.",
+        GERMAN: "Verwaltet das Absenderpostfach jeder Anwendung (app_tag), ihre API-Schlüssel und tote Jobs.",
+    },
+    "cli_help_init": {
+        ENGLISH: "create or update the database schema",
+        GERMAN: "Datenbankschema anlegen oder aktualisieren",
+    },
+    "cli_help_add": {
+        ENGLISH: "add a sender: the mailbox an app_tag sends from",
+        GERMAN: "Absender anlegen: das Postfach, aus dem ein app_tag sendet",
+    },
+    "cli_help_tag": {
+        ENGLISH: "the application's app_tag",
+        GERMAN: "der app_tag der Anwendung",
+    },
+    "cli_help_email": {
+        ENGLISH: "the mailbox address it sends from",
+        GERMAN: "die Adresse des Postfachs, aus dem sie sendet",
+    },
+    "cli_help_name": {
+        ENGLISH: "display name of the sender in sent mail",
+        GERMAN: "Anzeigename des Absenders in gesendeten Mails",
+    },
+    "cli_help_add_json": {
+        ENGLISH: "print the sender and its api_key as a JSON object",
+        GERMAN: "Absender und api_key als JSON-Objekt ausgeben",
+    },
+    "cli_help_list": {
+        ENGLISH: "list the senders, whether each is enabled and when its key was created",
+        GERMAN: "Absender auflisten, ob sie aktiv sind und wann ihr Schlüssel angelegt wurde",
+    },
+    "cli_help_delete": {
+        ENGLISH: "delete the sender of an app_tag and its API keys",
+        GERMAN: "Absender eines app_tag und seine API-Schlüssel löschen",
+    },
+    "cli_help_disable": {
+        ENGLISH: "reject the mail of an app_tag with 403 until it is enabled",
+        GERMAN: "Mails eines app_tag mit 403 ablehnen, bis er wieder aktiviert ist",
+    },
+    "cli_help_enable": {
+        ENGLISH: "accept the mail of a disabled app_tag again",
+        GERMAN: "Mails eines deaktivierten app_tag wieder annehmen",
+    },
+    "cli_help_keys": {
+        ENGLISH: "manage API keys",
+        GERMAN: "API-Schlüssel verwalten",
+    },
+    "cli_help_rotate": {
+        ENGLISH: "issue a new API key for an app_tag and retire the old one",
+        GERMAN: "neuen API-Schlüssel für einen app_tag ausstellen und den alten ablösen",
+    },
+    "cli_help_grace": {
+        ENGLISH: "seconds the previous key keeps working (default 0: it stops at once; at most {max})",
+        GERMAN: "Sekunden, die der bisherige Schlüssel weiter gilt (Standard 0: er endet sofort; höchstens {max})",
+    },
+    "cli_help_rotate_json": {
+        ENGLISH: "print the new api_key as a JSON object",
+        GERMAN: "den neuen api_key als JSON-Objekt ausgeben",
+    },
+    "cli_help_jobs": {
+        ENGLISH: "list dead jobs and requeue one",
+        GERMAN: "tote Jobs auflisten und einen neu einreihen",
+    },
+    "cli_help_dead": {
+        ENGLISH: "list the dead jobs, oldest first",
+        GERMAN: "tote Jobs auflisten, älteste zuerst",
+    },
+    "cli_help_requeue": {
+        ENGLISH: "send a dead job again, with a new attempt budget",
+        GERMAN: "einen toten Job erneut senden, mit neuem Versuchskontingent",
+    },
+    "cli_help_job_id": {
+        ENGLISH: "the job id (a UUID)",
+        GERMAN: "die Job-ID (eine UUID)",
+    },
     # Admin CLI
     "cli_schema_applied": {
         ENGLISH: "Database schema is up to date (version {version}).",

@@ -28,7 +28,7 @@ from marshmallow import ValidationError, validate
 from common.db import Database, migrate
 from common.dead_letters import requeue_dead_job
 from common.errors import InvalidArgument, ServiceError
-from common.i18n import language_from_locale, translate
+from common.i18n import DEFAULT_LANGUAGE, language_from_locale, translate
 from common.job_store import JobStore
 from common.jobs import parse_job_id
 from common.logs import configure_logging
@@ -41,47 +41,47 @@ from common.tracing import configure_tracing, operation_span
 COMMAND_SPAN_NAME = "admin.command"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m functions.admin",
-                                     description="Manage the sender mailbox of each application (app_tag).")
+def build_parser(language: str = DEFAULT_LANGUAGE) -> argparse.ArgumentParser:
+    def text(key: str, **params: object) -> str:
+        return translate(f"cli_help_{key}", language, **params)
+
+    parser = argparse.ArgumentParser(prog="python -m functions.admin", description=text("description"))
     commands = parser.add_subparsers(dest="command", required=True)
 
-    commands.add_parser("init", help="create or update the database schema")
+    commands.add_parser("init", help=text("init"))
 
-    add = commands.add_parser("add", help="add a sender: the mailbox an app_tag sends from")
-    add.add_argument("-tag", "--tag", required=True, help="the application's app_tag")
-    add.add_argument("-email", "--email", required=True, help="the mailbox address it sends from")
-    add.add_argument("-name", "--name", default=None, help="display name of the sender in sent mail")
-    add.add_argument("--json", action="store_true", help="print the sender and its api_key as a JSON object")
+    add = commands.add_parser("add", help=text("add"))
+    add.add_argument("-tag", "--tag", required=True, help=text("tag"))
+    add.add_argument("-email", "--email", required=True, help=text("email"))
+    add.add_argument("-name", "--name", default=None, help=text("name"))
+    add.add_argument("--json", action="store_true", help=text("add_json"))
 
-    commands.add_parser("list", help="list the senders, whether each is enabled and when its key was created")
+    commands.add_parser("list", help=text("list"))
 
-    for name, text in (("delete", "delete the sender of an app_tag and its API keys"),
-                       ("disable", "reject the mail of an app_tag with 403 until it is enabled"),
-                       ("enable", "accept the mail of a disabled app_tag again")):
-        command = commands.add_parser(name, help=text)
-        command.add_argument("-tag", "--tag", required=True, help="the application's app_tag")
+    for name in ("delete", "disable", "enable"):
+        command = commands.add_parser(name, help=text(name))
+        command.add_argument("-tag", "--tag", required=True, help=text("tag"))
 
-    keys = commands.add_parser("keys", help="manage API keys")
+    keys = commands.add_parser("keys", help=text("keys"))
     key_commands = keys.add_subparsers(dest="key_command", required=True)
-    rotate = key_commands.add_parser("rotate", help="issue a new API key for an app_tag and retire the old one")
-    rotate.add_argument("-tag", "--tag", required=True, help="the application's app_tag")
+    rotate = key_commands.add_parser("rotate", help=text("rotate"))
+    rotate.add_argument("-tag", "--tag", required=True, help=text("tag"))
     rotate.add_argument("--grace-seconds", default=str(DEFAULT_KEY_GRACE_SECONDS),
-                        help="seconds the previous key keeps working (default 0: it stops at once; "
-                             f"at most {MAX_KEY_GRACE_SECONDS})")
-    rotate.add_argument("--json", action="store_true", help="print the new api_key as a JSON object")
+                        help=text("grace", max=MAX_KEY_GRACE_SECONDS))
+    rotate.add_argument("--json", action="store_true", help=text("rotate_json"))
 
-    jobs = commands.add_parser("jobs", help="list dead jobs and requeue one")
+    jobs = commands.add_parser("jobs", help=text("jobs"))
     job_commands = jobs.add_subparsers(dest="jobs_command", required=True)
-    job_commands.add_parser("dead", help="list the dead jobs, oldest first")
-    requeue = job_commands.add_parser("requeue", help="send a dead job again, with a new attempt budget")
-    requeue.add_argument("-id", "--id", required=True, dest="job_id", help="the job id (a UUID)")
+    job_commands.add_parser("dead", help=text("dead"))
+    requeue = job_commands.add_parser("requeue", help=text("requeue"))
+    requeue.add_argument("-id", "--id", required=True, dest="job_id", help=text("job_id"))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     language = language_from_locale()
+    # NOTE: argparse's own words (usage:, error:, the required-argument message) stay English.
+    args = build_parser(language).parse_args(argv)
     settings = get_settings()
     configure_tracing(SERVICE_ADMIN)
     configure_logging("WARNING")

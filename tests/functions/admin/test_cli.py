@@ -272,3 +272,11 @@ def test_requeue_without_dead_letter_keeps_job_dead(cli, database, service_env, 
     assert result.returncode == 1
     assert "no longer exists" in result.stderr
     assert JobStore(database).get(job.job_id).status is JobStatus.DEAD
+
+
+def test_help_is_german_under_german_locale(cli):
+    assert "Datenbankschema anlegen" in cli("--help", lang="de_DE.UTF-8").stdout
+
+
+def test_help_is_english_by_default(cli):
+    assert "create or update the database schema" in cli("--help").stdout
