@@ -120,7 +120,7 @@ def error_response(exc: ServiceError, language: str) -> flask.Response:
 def guarded_response(action: Callable[[], flask.Response], language: str) -> flask.Response:
     """Return action's response; a ServiceError becomes its JSON error, anything else a logged 500.
 
-    Handlers answer JSON in every case, never functions-framework's HTML error page.
+    Handlers return JSON in every case, never functions-framework's HTML error page.
     """
     try:
         return action()
