@@ -44,7 +44,7 @@ class Outcome:
     delay_seconds: float = 0.0
     # The dead-letter subject's last token; empty when the message is not a readable job.
     job_id: str = ""
-    # Graph's status code of the attempt, for metrics; None when Graph did not answer or was not called.
+    # Graph's status code of the attempt, for metrics; None when Graph did not respond or was not called.
     graph_status: int | None = None
 
     @classmethod

@@ -5,7 +5,7 @@ A fault is posted as JSON to ``/_sandbox/faults``, for example
 or ``{"latency_ms": 300}``. Each matching request rolls each fault in the order they were added:
 every fault that fires adds its latency, and the first one that fires with an error status
 decides the response. A fault with ``count`` is removed after firing that many times. With
-``"processed": true`` the request takes effect first (a mail is sent) and the error replaces its answer,
+``"processed": true`` the request takes effect first (a mail is sent) and the error replaces its response,
 as when a gateway times out after Exchange accepted the message.
 """
 
