@@ -69,6 +69,15 @@ async def ensure_stream_config(js: JetStreamContext, config: StreamConfig) -> No
     logger.debug("JetStream stream %s is up to date", config.name)
 
 
+async def delete_streams(js: JetStreamContext, settings: Settings) -> None:
+    """Delete the job stream and its dead-letter stream, if they exist; for tests and the benchmark."""
+    for name in (settings.nats_stream, settings.dead_letter_stream):
+        try:
+            await js.delete_stream(name)
+        except nats.js.errors.NotFoundError:
+            pass
+
+
 def connect_options(name: str, nc: NATS) -> dict[str, Any]:
     """nats.connect keyword arguments shared by every process: reconnect forever, log concisely."""
     async def on_error(exc: Exception) -> None:

@@ -31,6 +31,7 @@ from common import settings
 from common.db import Database, migrate
 from common.apikeys import ApiKeyStore
 from common.jobs import Job
+from common.queue import delete_streams
 from devstack.servers import ensure_nats, ensure_postgres
 
 BENCH_DATABASE = "mailservice_bench"
@@ -124,10 +125,7 @@ async def publish_jobs(env: dict[str, str], count: int) -> None:
 
 async def delete_stream(env: dict[str, str]) -> None:
     nc = await nats.connect(env[settings.ENV_NATS_URL])
-    try:
-        await nc.jetstream().delete_stream(env[settings.ENV_NATS_STREAM])
-    except nats.js.errors.NotFoundError:
-        pass
+    await delete_streams(nc.jetstream(), settings.Settings.from_env(env))
     await nc.close()
 
 

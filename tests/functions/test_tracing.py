@@ -26,10 +26,11 @@ import nats
 import pytest
 import requests
 
-from common.settings import (ENV_NATS_CONSUMER, ENV_NATS_STREAM, ENV_NATS_SUBJECT_PREFIX, ENV_NATS_URL,
-                             SERVICE_API, SERVICE_WORKER)
-from scripts.trace_table import markdown_table, table_rows
 from common.apikeys import ApiKeyStore
+from common.queue import delete_streams
+from common.settings import (ENV_NATS_CONSUMER, ENV_NATS_STREAM, ENV_NATS_SUBJECT_PREFIX, ENV_NATS_URL,
+                             SERVICE_API, SERVICE_WORKER, Settings)
+from scripts.trace_table import markdown_table, table_rows
 from tests.conftest import API_KEYS, Process, auth_for, free_port, spawn, wait_for_log, wait_for_port
 
 pytestmark = pytest.mark.integration
@@ -113,10 +114,7 @@ def start_stack(env: dict[str, str], log_dir: Path, name: str) -> tuple[str, Pro
 
 async def delete_stream(env: dict[str, str]) -> None:
     nc = await nats.connect(env[ENV_NATS_URL])
-    try:
-        await nc.jetstream().delete_stream(env[ENV_NATS_STREAM])
-    except Exception:  # noqa: BLE001 - the stream may not exist
-        pass
+    await delete_streams(nc.jetstream(), Settings.from_env(env))
     await nc.close()
 
 

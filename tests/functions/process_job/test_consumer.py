@@ -16,7 +16,7 @@ from nats.js.api import AckPolicy, ConsumerConfig
 
 from common.attachments import AttachmentStore, ensure_object_store
 from common.jobs import Job
-from common.queue import JetStreamPublisher, ensure_stream
+from common.queue import JetStreamPublisher, delete_streams, ensure_stream
 from common.settings import ENV_NATS_CONSUMER, ENV_NATS_STREAM, ENV_NATS_SUBJECT_PREFIX, ENV_NATS_URL, Settings
 from functions.process_job.consumer import UNLIMITED_DELIVERIES, ensure_consumer
 from tests.conftest import spawn
@@ -43,7 +43,7 @@ async def consumer_state(env):
 
 async def delete_stream(env):
     nc = await nats.connect(env[ENV_NATS_URL])
-    await nc.jetstream().delete_stream(env[ENV_NATS_STREAM])
+    await delete_streams(nc.jetstream(), Settings.from_env(env))
     await nc.close()
 
 
