@@ -2,10 +2,10 @@
 
 Each delivery of a job's message reads its row first:
 
-- sent, failed or dead: nothing is sent; the message is acked, terminated or dead-lettered again,
-  because the previous delivery recorded the outcome but its ack did not reach JetStream.
+- sent, failed or dead: nothing is sent. The previous delivery recorded the outcome, but its ack did
+  not reach JetStream, so the message is acked, terminated or dead-lettered again.
 - sending, or retrying after an attempt whose outcome is unknown: an earlier attempt may have sent the
-  mail (the worker died mid-request, or Graph answered 500/502/504 or not at all). The mail is looked up
+  mail (the worker died mid-request, or Graph returned 500/502/504 or nothing at all). The mail is looked up
   in the sender's Sent Items by its preset internetMessageId, and sent again only when it is not there
   GRAPH_TIMEOUT_SECONDS + SENT_ITEMS_LAG_SECONDS after that attempt started: Graph may still work on a
   request that its client gave up on, and Exchange files a sent mail in Sent Items with a lag.

@@ -212,7 +212,7 @@ async def _answer(method: str, path: str, checks: Mapping[str, Check],
 
 
 def probe(url: str, timeout: float = PROBE_TIMEOUT_SECONDS) -> tuple[bool, str]:
-    """GET url; return (True, status line) on a 2xx answer, else (False, the reason)."""
+    """GET url; return (True, status line) on a 2xx response, else (False, the reason)."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - the operator's URL
             return True, f"{response.status} {response.reason}"

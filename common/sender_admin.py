@@ -111,12 +111,12 @@ def sender_json(sender: Sender) -> dict[str, Any]:
 
 
 def created_json(created: CreatedSender) -> dict[str, Any]:
-    """The new sender with its first key: the only response that carries that key."""
+    """Return the new sender with its first key; no other response carries that key."""
     return {**sender_json(created.sender), "key_id": created.key.key_id, "api_key": created.key.api_key}
 
 
 def rotation_json(rotation: Rotation) -> dict[str, Any]:
-    """The new key of a rotation: the only response that carries that key."""
+    """Return the new key of a rotation; no other response carries that key."""
     return {
         "app_tag": rotation.issued.app_tag,
         "key_id": rotation.issued.key_id,

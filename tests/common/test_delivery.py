@@ -307,7 +307,7 @@ def test_unreadable_sent_items_make_unknown_outcome_dead(delivery, jobs, faults,
     assert len(faults.messages(mailbox)) == 1
 
 
-def test_requeued_job_is_sent_when_sent_items_are_unreadable(delivery, jobs, faults, sender, database):
+def test_requeued_job_sent_without_sent_items(delivery, jobs, faults, sender, database):
     app_tag, mailbox = sender()
     faults.add_fault(status=504, count=1, mailbox=mailbox, operations=["sendMail"])
     faults.add_fault(status=403, mailbox=mailbox, operations=["listMessages"])
